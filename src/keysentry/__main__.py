@@ -1,0 +1,5 @@
+import sys
+
+from keysentry.cli import main
+
+sys.exit(main())

@@ -1,0 +1,113 @@
+"""The `keysentry` command line: options here, each command's body in `commands/`.
+
+Every error a user can cause ends as one line on stderr and exit code 2, never a traceback;
+no message ever holds a key.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from keysentry import __version__
+from keysentry.errors import ExitCode, KeysentryError
+from keysentry.scanner.report import FORMATS
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="keysentry")
+def cli() -> None:
+    """OpenAI API key hygiene: find leaked keys, and keep them out of code."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(FORMATS)),
+    default="text",
+    show_default=True,
+    help="Report format.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the report to FILE instead of stdout.",
+)
+@click.option(
+    "--show-secrets",
+    is_flag=True,
+    help="Print full keys in the report. Off by default: keys are redacted.",
+)
+@click.option(
+    "--no-inline-allow",
+    is_flag=True,
+    help="Ignore keysentry:allow, gitleaks:allow and pragma markers (for CI).",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Report only keys whose fingerprint is not in this baseline file.",
+)
+@click.option(
+    "--update-baseline",
+    is_flag=True,
+    help="Write every current finding's fingerprint to --baseline and exit 0.",
+)
+@click.option(
+    "--ignore-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Fingerprints and path patterns to ignore [default: .keysentryignore].",
+)
+@click.option("--no-gitignore", is_flag=True, help="Also scan files that .gitignore excludes.")
+@click.option(
+    "--max-file-size",
+    metavar="SIZE",
+    help="Skip (and report) files larger than SIZE, e.g. 10M [default: 100M].",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file [default: keysentry.toml or pyproject.toml here].",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No summary or skip notes on stderr.")
+def scan(paths: tuple[str, ...], **options: object) -> int:
+    """Find OpenAI keys in PATHS (files and directories; `-` for stdin; default: `.`).
+
+    Exit codes: 0 nothing found, 1 keys found, 2 usage or input error.
+    """
+    from keysentry.commands.scan import ScanOptions, run
+
+    return run(list(paths), ScanOptions.from_click(options))
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = cli.main(args=argv, prog_name="keysentry", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        return int(ExitCode.ERROR)
+    except (click.Abort, KeyboardInterrupt):
+        print("keysentry: interrupted", file=sys.stderr)
+        return int(ExitCode.INTERRUPTED)
+    except KeysentryError as exc:
+        print(f"keysentry: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (`| head`); nothing left to say
+        return int(ExitCode.ERROR)
+    except Exception as exc:  # a bug: still one line, and scrubbed of anything key-shaped
+        from keysentry.commands.scan import scrub
+
+        print(
+            f"keysentry: internal error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr
+        )
+        return int(ExitCode.ERROR)
+    return int(code or 0)

@@ -1,0 +1,32 @@
+"""keysentry's exceptions and exit codes.
+
+Every error a user can cause is a KeysentryError with a one-line message that never holds a
+secret; the CLI prints it and exits with its code.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ExitCode(enum.IntEnum):
+    """Stable process exit codes; documented in the README."""
+
+    CLEAN = 0  # nothing found
+    FINDINGS = 1  # at least one finding was reported
+    ERROR = 2  # usage, input or configuration error: nothing can be trusted about the scan
+    INTERRUPTED = 130
+
+
+class KeysentryError(Exception):
+    """Base of every error keysentry raises on purpose."""
+
+    exit_code = ExitCode.ERROR
+
+
+class InputError(KeysentryError):
+    """A path, file or stream that cannot be scanned or written as asked."""
+
+
+class ConfigError(KeysentryError):
+    """A configuration file or value that is missing or malformed."""

@@ -1,0 +1,108 @@
+"""SARIF 2.1.0 for GitHub code scanning: one rule per key kind, a partial fingerprint per key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+from keysentry import __version__
+from keysentry.scanner.findings import Finding
+from keysentry.scanner.keys import Confidence, KeyKind
+from keysentry.scanner.pipeline import ScanResult
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+_RULES = list(KeyKind)
+
+
+def _rule(kind: KeyKind) -> dict[str, Any]:
+    return {
+        "id": kind.rule,
+        "name": "".join(part.title() for part in kind.rule.split("-")),
+        "shortDescription": {"text": f"{kind.label} in source"},
+        "fullDescription": {
+            "text": f"An {kind.label} is written in a file. Everyone who can read the file or its "
+            "history can spend on the account it belongs to."
+        },
+        "help": {
+            "text": "Revoke the key, load its replacement from the environment or a secret "
+            "store, and allow a false positive with `keysentry:allow` on its line or its "
+            "fingerprint in .keysentryignore."
+        },
+        "defaultConfiguration": {"level": "error"},
+        "properties": {
+            "tags": ["security", "secret", "openai"],
+            "security-severity": "9.0",
+            "precision": "very-high",
+        },
+    }
+
+
+def _region(finding: Finding) -> dict[str, Any]:
+    if finding.binary:
+        return {"byteOffset": finding.offset, "byteLength": len(finding.secret.reveal())}
+    return {
+        "startLine": finding.line,
+        "startColumn": finding.column,
+        "endLine": finding.line,
+        "endColumn": finding.end_column,
+    }
+
+
+def _artifact(path: str) -> dict[str, str]:
+    posix = path.replace("\\", "/")
+    if posix.startswith("/"):
+        return {"uri": PurePosixPath(posix).as_uri()}
+    return {"uri": quote(posix), "uriBaseId": "%SRCROOT%"}
+
+
+def _result(finding: Finding, show_secrets: bool) -> dict[str, Any]:
+    value = finding.secret.reveal() if show_secrets else finding.redacted
+    properties: dict[str, Any] = {
+        "kind": finding.kind.value,
+        "confidence": finding.confidence.value,
+        "redacted": finding.redacted,
+        "encoding": list(finding.encoding),
+        **finding.provenance,
+    }
+    if show_secrets:
+        properties["secret"] = finding.secret.reveal()
+    return {
+        "ruleId": finding.rule,
+        "ruleIndex": _RULES.index(finding.kind),
+        "level": "error" if finding.confidence is Confidence.HIGH else "warning",
+        "message": {"text": f"{finding.kind.label} {value} found."},
+        "locations": [
+            {
+                "physicalLocation": {
+                    "artifactLocation": _artifact(finding.path),
+                    "region": _region(finding),
+                }
+            }
+        ],
+        "partialFingerprints": {"keysentry/v1": finding.fingerprint},
+        "properties": properties,
+    }
+
+
+def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
+    document = {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "keysentry",
+                        "version": __version__,
+                        "informationUri": "https://pypi.org/project/keysentry/",
+                        "rules": [_rule(kind) for kind in _RULES],
+                    }
+                },
+                "results": [_result(f, show_secrets) for f in result.findings],
+                "columnKind": "unicodeCodePoints",
+            }
+        ],
+    }
+    return json.dumps(document, indent=2) + "\n"
