@@ -45,20 +45,60 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
     yield run
 
 
-def git(repo: Path, *args: str) -> str:
-    env = {
-        "GIT_AUTHOR_NAME": "Ada",
-        "GIT_AUTHOR_EMAIL": "ada@example.com",
-        "GIT_COMMITTER_NAME": "Ada",
-        "GIT_COMMITTER_EMAIL": "ada@example.com",
-        "HOME": str(repo),
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Ada Lovelace",
+    "GIT_AUTHOR_EMAIL": "ada@example.com",
+    "GIT_COMMITTER_NAME": "Ada Lovelace",
+    "GIT_COMMITTER_EMAIL": "ada@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+}
+
+
+def git(repo: Path, *args: str, date: int = 0) -> str:
+    """Run git in `repo` with a fixed identity; `date` (days after 2026-01-01) fixes the time."""
+    stamp = f"2026-01-01T00:00:00+00:00 +{date}days" if date else "2026-01-01T00:00:00+00:00"
+    env = {**GIT_ENV, "HOME": str(repo.parent), "GIT_AUTHOR_DATE": stamp,
+           "GIT_COMMITTER_DATE": stamp}  # fmt: skip
     done = subprocess.run(
-        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=True
+        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=False
     )
-    return done.stdout
+    if done.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {done.stderr}")
+    return done.stdout.strip()
+
+
+class GitRepo:
+    """A real repository in a temp dir, with helpers that commit files at fixed dates."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.day = 0
+
+    def __call__(self, *args: str) -> str:
+        return git(self.path, *args, date=self.day)
+
+    def write(self, name: str, text: str) -> None:
+        target = self.path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+
+    def commit(self, message: str, **files: str | None) -> str:
+        """Write (or, for None, delete) files by name (`__` stands for `/`), commit them, and
+        return the commit id."""
+        self.day += 1
+        for name, text in files.items():
+            name = name.replace("__", "/")
+            if text is None:
+                self("rm", "-q", name)
+            else:
+                self.write(name, text)
+                self("add", name)
+        self("commit", "-q", "--allow-empty", "-m", message)
+        return self("rev-parse", "HEAD")
+
+    def date(self, commit: str) -> str:
+        return self("show", "-s", "--format=%aI", commit)
 
 
 @pytest.fixture
@@ -68,3 +108,8 @@ def repo(tmp_path: Path) -> Path:
     path.mkdir()
     git(path, "init", "-q", "-b", "main")
     return path
+
+
+@pytest.fixture
+def gitrepo(repo: Path) -> GitRepo:
+    return GitRepo(repo)

@@ -76,8 +76,39 @@ def cli() -> None:
     help="Config file [default: keysentry.toml or pyproject.toml here].",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No summary or skip notes on stderr.")
+@click.option(
+    "--staged",
+    is_flag=True,
+    help="Scan what is staged for the next commit (the index), in repository PATH.",
+)
+@click.option(
+    "--history",
+    is_flag=True,
+    help="Scan every blob of the repository at PATH once, with each key's timeline.",
+)
+@click.option(
+    "--all-objects", is_flag=True, help="With --history: also report keys in unreachable objects."
+)
+@click.option("--since", metavar="REV", help="Scan the commits after REV up to HEAD.")
+@click.option(
+    "--range",
+    "span",
+    metavar="A..B",
+    help="Scan the commits in A..B (an all-zeros A is a new branch).",
+)
+@click.option(
+    "--allow-shallow",
+    is_flag=True,
+    help="Scan a shallow clone anyway: history before its cut-off is not scanned.",
+)
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="With --history: read every blob, ignoring the clean-blob cache.",
+)
 def scan(paths: tuple[str, ...], **options: object) -> int:
-    """Find OpenAI keys in PATHS (files and directories; `-` for stdin; default: `.`).
+    """Find OpenAI keys in PATHS (files and directories; `-` for stdin; default: `.`), or in
+    the git repository at PATH with --staged, --history, --since or --range.
 
     Exit codes: 0 nothing found, 1 keys found, 2 usage or input error.
     """

@@ -11,9 +11,17 @@ from typing import Any
 from keysentry.config import load_config, parse_size
 from keysentry.errors import ExitCode, InputError
 from keysentry.scanner.detect import detect
-from keysentry.scanner.pipeline import ScanResult, Suppression, scan_files
+from keysentry.scanner.pipeline import (
+    ScanResult,
+    Suppression,
+    scan_commits,
+    scan_files,
+    scan_history,
+    scan_staged,
+)
 from keysentry.scanner.report import render
 from keysentry.scanner.sources.files import FileSource
+from keysentry.scanner.sources.git import open_repo
 from keysentry.scanner.suppress import (
     load_baseline,
     load_ignore_file,
@@ -42,6 +50,29 @@ class ScanOptions:
     max_file_size: str | None = None
     config_path: Path | None = None
     quiet: bool = False
+    staged: bool = False
+    history: bool = False
+    all_objects: bool = False
+    since: str | None = None
+    span: str | None = None
+    allow_shallow: bool = False
+    no_cache: bool = False
+
+    @property
+    def git_mode(self) -> str | None:
+        modes = [
+            name
+            for name, on in (
+                ("--staged", self.staged),
+                ("--history", self.history),
+                ("--since", self.since is not None),
+                ("--range", self.span is not None),
+            )
+            if on
+        ]
+        if len(modes) > 1:
+            raise InputError(f"{' and '.join(modes)} cannot be combined")
+        return modes[0] if modes else None
 
     @classmethod
     def from_click(cls, options: dict[str, Any]) -> ScanOptions:
@@ -55,12 +86,9 @@ def run(paths: list[str], options: ScanOptions) -> int:
     max_size = config.max_file_size
     if options.max_file_size is not None:
         max_size = parse_size(options.max_file_size, "--max-file-size")
-    source = FileSource(
-        paths,
-        use_gitignore=not options.no_gitignore,
-        max_file_size=max_size,
-        exclude=config.exclude,
-    )
+    mode = options.git_mode
+    if options.all_objects and mode != "--history":
+        raise InputError("--all-objects goes with --history")
     baseline: frozenset[str] = frozenset()
     if options.baseline is not None and not options.update_baseline:
         baseline = load_baseline(options.baseline)
@@ -69,7 +97,14 @@ def run(paths: list[str], options: ScanOptions) -> int:
         ignore=load_ignore_file(options.ignore_file or Path(config.ignore_file)),
         baseline=baseline,
     )
-    result = scan_files(source, suppression)
+    if mode is None:
+        source = FileSource(
+            paths, use_gitignore=not options.no_gitignore, max_file_size=max_size,
+            exclude=config.exclude,
+        )  # fmt: skip
+        result = scan_files(source, suppression)
+    else:
+        result = _scan_repository(paths, mode, options, suppression, max_size)
     if options.update_baseline:
         assert options.baseline is not None
         count = write_baseline(options.baseline, result.unsuppressed)
@@ -78,6 +113,34 @@ def run(paths: list[str], options: ScanOptions) -> int:
     _write_report(result, options)
     _summarize(result, options)
     return int(ExitCode.FINDINGS if result.findings else ExitCode.CLEAN)
+
+
+def _scan_repository(
+    paths: list[str], mode: str, options: ScanOptions, suppression: Suppression, max_size: int
+) -> ScanResult:
+    if len(paths) > 1:
+        raise InputError(f"{mode} scans one repository: give at most one PATH")
+    repo = open_repo(paths[0] if paths else ".")
+    if mode == "--staged":
+        return scan_staged(repo, suppression)
+    notes = []
+    if repo.is_shallow():
+        if not options.allow_shallow:
+            raise InputError(
+                f"{repo.path} is a shallow clone: commits before its cut-off are missing, so "
+                "keys in them would be missed. Fetch the full history (git fetch --unshallow, "
+                "or fetch-depth: 0 in actions/checkout), or pass --allow-shallow"
+            )
+        notes.append("shallow clone: commits before the cut-off were not scanned")
+    if mode == "--history":
+        result = scan_history(
+            repo, suppression, all_objects=options.all_objects, max_blob_size=max_size,
+            use_cache=not options.no_cache, progress=sys.stderr.isatty() and not options.quiet,
+        )  # fmt: skip
+    else:
+        result = scan_commits(repo, suppression, since=options.since, span=options.span)
+    result.notes[:0] = notes
+    return result
 
 
 def _write_report(result: ScanResult, options: ScanOptions) -> None:
@@ -104,7 +167,8 @@ def _summarize(result: ScanResult, options: ScanOptions) -> None:
     suppressed = ", ".join(f"{n} by {why}" for why, n in sorted(result.suppressed.items()))
     parts = [
         f"{len(result.findings)} finding{'s' * (len(result.findings) != 1)}",
-        f"{result.blobs} files ({result.bytes / 1e6:.1f} MB) in {result.seconds:.2f}s",
+        f"{result.blobs} {'blobs' if options.git_mode else 'files'} "
+        f"({result.bytes / 1e6:.1f} MB) in {result.seconds:.2f}s",
     ]
     if suppressed:
         parts.append(f"suppressed {suppressed}")
@@ -113,9 +177,11 @@ def _summarize(result: ScanResult, options: ScanOptions) -> None:
     if result.unreadable:
         parts.append(f"{result.unreadable} unreadable")
     _note(options, "keysentry: " + "; ".join(parts))
+    for note in result.notes:
+        _note(options, f"keysentry: note: {note}")
     if result.findings and options.fmt == "text":
         _note(options, _ALLOW_HINT)
-    if result.blobs == 0 and not result.skipped:
+    if result.blobs == 0 and not result.skipped and not result.notes:
         print("keysentry: warning: nothing was scanned", file=sys.stderr)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.keys import Confidence
 from keysentry.scanner.pipeline import ScanResult
@@ -33,5 +35,33 @@ def format_finding(finding: Finding, show_secrets: bool, color: bool) -> str:
     )
 
 
+def timeline(git: dict[str, Any]) -> str:
+    """One line of a finding's git provenance: who introduced it, and where it still is."""
+    if not git.get("reachable", True):
+        return f"in unreachable blob {git['blob'][:12]} (no commit reaches it)"
+    first = git["introduced"]
+    parts = [f"introduced in {first['commit'][:12]} by {first['author']} <{first['email']}> "
+             f"on {first['date'][:10]}"]  # fmt: skip
+    if "at_head" not in git:  # a range scan knows only the introducing commit
+        return parts[0]
+    removed = git["removed"]
+    parts.append(f"removed in {removed['commit'][:12]}" if removed else "never removed")
+    parts.append("still at HEAD" if git["at_head"] else "not at HEAD")
+    if git["in_working_tree"]:
+        parts.append("in the working tree")
+    refs = [r.removeprefix("refs/heads/").removeprefix("refs/") for r in git["refs"]]
+    parts.append(f"reachable from {', '.join(refs)}" if refs else "reachable from no ref")
+    parts.append(f"{git['commits']} commit{'s' * (git['commits'] != 1)}")
+    if len(git["paths"]) > 1:
+        parts.append(f"{len(git['paths'])} paths")
+    return "; ".join(parts)
+
+
 def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
-    return "".join(format_finding(f, show_secrets, color) + "\n" for f in result.findings)
+    lines = []
+    for finding in result.findings:
+        lines.append(format_finding(finding, show_secrets, color))
+        git = finding.provenance.get("git")
+        if git:
+            lines.append("    " + timeline(git))
+    return "".join(line + "\n" for line in lines)

@@ -1,0 +1,76 @@
+"""The incremental history cache: ids of blobs already scanned and found clean.
+
+It lives in the repository's git dir (`keysentry/clean-blobs`), so a second history scan reads
+only objects it has not seen. It can never hide a finding: only blobs with no key at all are
+recorded, and the file is tied to a hash of the detector's source, so any change to detection
+starts it afresh. It is replaced atomically (temp file, fsync, rename): a crash leaves the old
+cache or the new one, never half of one. It holds object ids only, never content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+_DETECTOR_MODULES = ("keys.py", "encodings.py", "detect.py", "findings.py")
+_MAGIC = b"keysentry clean-blobs v1 "
+
+
+def detector_hash() -> str:
+    """A hash of the code that decides whether a blob holds a key."""
+    digest = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _DETECTOR_MODULES:
+        digest.update((here / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class CleanBlobCache:
+    def __init__(self, git_dir: str, id_length: int) -> None:
+        self._path = Path(git_dir) / "keysentry" / "clean-blobs"
+        self._id_bytes = id_length // 2
+        self._header = _MAGIC + detector_hash().encode() + b"\n"
+        self._known: set[bytes] = set()
+        self._added: list[bytes] = []
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = self._path.read_bytes()
+        except OSError:
+            return  # no cache yet, or unreadable: scan everything
+        if not data.startswith(self._header):
+            return  # another detector version: start afresh
+        body = memoryview(data)[len(self._header) :]
+        width = self._id_bytes
+        if len(body) % width:
+            return  # torn or foreign: ignore it rather than trust part of it
+        self._known = {bytes(body[i : i + width]) for i in range(0, len(body), width)}
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def knows(self, blob_id: str) -> bool:
+        return bytes.fromhex(blob_id) in self._known
+
+    def add(self, blob_ids: Iterable[str]) -> None:
+        self._added += [bytes.fromhex(i) for i in blob_ids]
+
+    def save(self) -> None:
+        """Write the cache if anything was added; a failure to write only costs speed."""
+        if not self._added:
+            return
+        ids = self._known.union(self._added)
+        temp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+        try:
+            self._path.parent.mkdir(exist_ok=True)
+            with open(temp, "wb") as handle:
+                handle.write(self._header)
+                handle.write(b"".join(sorted(ids)))
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self._path)
+        except OSError:
+            temp.unlink(missing_ok=True)

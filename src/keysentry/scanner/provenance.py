@@ -1,0 +1,198 @@
+"""The exposure timeline of each leaked key, computed only for the blobs that hold one.
+
+One pass over `git log --all --raw` (oldest first, merges diffed against their first parent,
+renames as delete + add) replays, for every commit, which paths hold a hit blob. From that
+replay, for each key and path: the commit that introduced it, the commit that removed it, how
+many commits carry it, whether HEAD and the working tree still hold it, and which refs reach a
+commit that carries it (anyone who fetches such a ref has the key).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from keysentry.scanner.findings import Blob, Finding, findings_in
+from keysentry.scanner.sources.git import Repo, finish, nul_tokens, stream_git
+
+_NO_KEYS: frozenset[str] = frozenset()
+_LOG_FORMAT = "%x01%H %P%x00%an%x00%ae%x00%aI"
+
+
+@dataclass(frozen=True)
+class Commit:
+    id: str
+    parents: tuple[str, ...]
+    author: str
+    email: str
+    date: str
+
+    def describe(self) -> dict[str, str]:
+        return {"commit": self.id, "author": self.author, "email": self.email, "date": self.date}
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    old_id: str
+    new_id: str
+
+
+def log_commits(repo: Repo, *revs: str) -> Iterator[tuple[Commit, list[Change]]]:
+    """Each commit of `revs` (oldest first) with its raw changes against its first parent."""
+    process = stream_git(
+        repo, "log", *revs, "-z", "--raw", "--no-abbrev", "--no-renames",
+        "--diff-merges=first-parent", "--topo-order", "--reverse", f"--format={_LOG_FORMAT}",
+        "--",
+    )  # fmt: skip
+    assert process.stdout is not None
+    tokens = nul_tokens(process.stdout)
+    commit: Commit | None = None
+    changes: list[Change] = []
+    for token in tokens:
+        token = token.lstrip(b"\n")
+        if token.startswith(b"\x01"):
+            if commit is not None:
+                yield commit, changes
+            commit_id, *parents = token[1:].decode().split(" ")
+            author, email, date = (next(tokens).decode("utf-8", "replace") for _ in range(3))
+            commit = Commit(commit_id, tuple(p for p in parents if p), author, email, date)
+            changes = []
+        elif token.startswith(b":"):
+            fields = token[1:].split(b" ")
+            path = os.fsdecode(next(tokens))
+            changes.append(Change(path, fields[2].decode(), fields[3].decode()))
+    if commit is not None:
+        yield commit, changes
+    finish(process, "log")
+
+
+@dataclass
+class _Exposure:
+    """What the replay learns about one key at one path."""
+
+    introduced: Commit | None = None
+    introduced_blob: str = ""
+    removed: Commit | None = None
+
+
+@dataclass
+class _Replay:
+    keys_of_blob: dict[str, frozenset[str]]
+    state: dict[str, dict[str, str]] = field(default_factory=dict)  # commit -> {path: hit blob}
+    ever: dict[str, frozenset[str]] = field(default_factory=dict)  # keys in commit or ancestors
+    exposures: dict[tuple[str, str], _Exposure] = field(default_factory=dict)
+    carried_by: dict[str, int] = field(default_factory=dict)  # key -> commits carrying it
+    paths_of: dict[str, set[str]] = field(default_factory=dict)
+
+    def keys_at(self, state: dict[str, str], path: str) -> frozenset[str]:
+        blob = state.get(path)
+        return self.keys_of_blob.get(blob, _NO_KEYS) if blob else _NO_KEYS
+
+    def apply(self, commit: Commit, changes: list[Change]) -> None:
+        before = self.state.get(commit.parents[0], {}) if commit.parents else {}
+        tracked = [
+            c for c in changes if c.new_id in self.keys_of_blob or c.old_id in self.keys_of_blob
+        ]
+        after = before
+        if tracked:
+            after = dict(before)
+            for change in tracked:
+                if change.new_id in self.keys_of_blob:
+                    after[change.path] = change.new_id
+                else:
+                    after.pop(change.path, None)
+            for change in tracked:
+                self._events(commit, change.path, before, after)
+        self.state[commit.id] = after
+        carried = frozenset().union(*(self.keys_of_blob[b] for b in after.values()))
+        for key in carried:
+            self.carried_by[key] = self.carried_by.get(key, 0) + 1
+        for path, blob in after.items():
+            for key in self.keys_of_blob[blob]:
+                self.paths_of.setdefault(key, set()).add(path)
+        inherited = [self.ever.get(p, _NO_KEYS) for p in commit.parents]
+        self.ever[commit.id] = carried.union(*inherited) if carried or any(inherited) else _NO_KEYS
+
+    def _events(self, commit: Commit, path: str, before: dict[str, str], after: dict[str, str]
+                ) -> None:  # fmt: skip
+        had, has = self.keys_at(before, path), self.keys_at(after, path)
+        for key in has - had:
+            exposure = self.exposures.setdefault((key, path), _Exposure())
+            if exposure.introduced is None:
+                exposure.introduced, exposure.introduced_blob = commit, after[path]
+        for key in had - has:
+            exposure = self.exposures.setdefault((key, path), _Exposure())
+            if exposure.removed is None:
+                exposure.removed = commit
+
+
+def history_findings(
+    repo: Repo, hit_blobs: dict[str, bytes], *, inline_allow: bool, all_objects: bool
+) -> list[Finding]:
+    """One finding per distinct key and path, with its exposure timeline under `git`."""
+    in_blob = {b: findings_in(Blob(b, data), inline_allow) for b, data in hit_blobs.items()}
+    keys_of_blob = {b: frozenset(f.fingerprint for f in found) for b, found in in_blob.items()}
+    replay = _Replay({b: k for b, k in keys_of_blob.items() if k})
+    for commit, changes in log_commits(repo, "--all"):
+        replay.apply(commit, changes)
+    refs = repo.refs()
+    head = next((c for name, c in refs if name == "HEAD"), None)
+    head_state = replay.state.get(head, {}) if head else {}
+    working = _WorkingTree(repo)
+    findings: list[Finding] = []
+    for (key, path), exposure in sorted(replay.exposures.items(), key=lambda e: e[0][1]):
+        if exposure.introduced is None:
+            continue  # removed without ever being added: the parent graph is cut (shallow)
+        first = next(f for f in in_blob[exposure.introduced_blob] if f.fingerprint == key)
+        timeline: dict[str, Any] = {
+            "blob": exposure.introduced_blob,
+            "introduced": {**exposure.introduced.describe(), "path": path, "line": first.line},
+            "removed": exposure.removed.describe() if exposure.removed else None,
+            "at_head": key in replay.keys_at(head_state, path),
+            "in_working_tree": working.holds(path, key),
+            "refs": sorted(name for name, c in refs if key in replay.ever.get(c, _NO_KEYS)),
+            "commits": replay.carried_by.get(key, 0),
+            "paths": sorted(replay.paths_of.get(key, ())),
+            "reachable": True,
+        }
+        findings.append(dataclasses.replace(first, path=path, provenance={"git": timeline}))
+    if all_objects:
+        findings += _unreachable(in_blob, replay)
+    return findings
+
+
+def _unreachable(in_blob: dict[str, list[Finding]], replay: _Replay) -> list[Finding]:
+    reached = {e.introduced_blob for e in replay.exposures.values()}
+    findings = []
+    for blob, found in sorted(in_blob.items()):
+        if blob in reached:
+            continue
+        for finding in found:
+            timeline = {"blob": blob, "reachable": False}
+            path = f"<unreachable blob {blob}>"
+            findings.append(dataclasses.replace(finding, path=path, provenance={"git": timeline}))
+    return findings
+
+
+class _WorkingTree:
+    """Whether the file at a path in the work tree still holds a key (None: bare repo)."""
+
+    def __init__(self, repo: Repo) -> None:
+        self._root = repo.work_tree
+        self._keys: dict[str, frozenset[str]] = {}
+
+    def holds(self, path: str, key: str) -> bool | None:
+        if self._root is None:
+            return None
+        if path not in self._keys:
+            try:
+                with open(os.path.join(self._root, path), "rb") as handle:
+                    found = findings_in(Blob(path, handle.read()))
+                self._keys[path] = frozenset(f.fingerprint for f in found)
+            except OSError:
+                self._keys[path] = _NO_KEYS
+        return key in self._keys[path]

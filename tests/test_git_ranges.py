@@ -1,0 +1,129 @@
+"""`scan --since` and `scan --range`: only what the range's commits introduced."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+from conftest import GitRepo, git
+from keygen import key_of
+from keysentry.scanner.keys import KeyKind
+
+ZEROS = "0" * 40
+
+
+def scan_range(cli: Any, path: Path, *args: str) -> tuple[int, list[dict[str, Any]], str]:
+    result = cli("scan", "--format", "json", *args, str(path))
+    findings = result.json()["findings"] if result.out else []
+    return result.code, findings, result.err
+
+
+def test_only_keys_introduced_in_the_range_are_reported(
+    gitrepo: GitRepo, rng: random.Random, cli: Any
+) -> None:
+    old, new = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.ADMIN, rng).key
+    base = gitrepo.commit("old", **{"old.py": f"K = '{old}'\n"})
+    gitrepo.commit("clean", **{"a.txt": "a\n"})
+    introduced = gitrepo.commit("new", **{"new.py": f"K = '{new}'\n"})
+    head = gitrepo.commit("after", **{"b.txt": "b\n"})
+    code, findings, _ = scan_range(cli, gitrepo.path, "--range", f"{base}..{head}")
+    assert code == 1
+    assert [(f["path"], f["git"]["introduced"]["commit"]) for f in findings] == [
+        ("new.py", introduced)
+    ]
+    assert findings[0]["git"]["introduced"]["line"] == 1
+    assert scan_range(cli, gitrepo.path, "--since", base)[1] == findings
+    assert scan_range(cli, gitrepo.path, "--range", f"{introduced}..{head}")[:2] == (0, [])
+
+
+def test_a_new_branch_scans_what_no_other_branch_has(
+    gitrepo: GitRepo, rng: random.Random, cli: Any, tmp_path: Path
+) -> None:
+    old, new = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.ADMIN, rng).key
+    gitrepo.commit("old", **{"old.py": f"K = '{old}'\n"})
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(gitrepo.path), str(clone))
+    branch = GitRepo(clone)
+    branch.day = 10
+    branch("checkout", "-q", "-b", "topic")
+    tip = branch.commit("topic", **{"new.py": f"K = '{new}'\n"})
+    code, findings, err = scan_range(cli, clone, "--range", f"{ZEROS}..{tip}")
+    assert code == 1
+    assert [f["path"] for f in findings] == ["new.py"]
+    assert "new branch" in err
+
+
+def test_a_force_push_whose_old_tip_is_gone(
+    gitrepo: GitRepo, rng: random.Random, cli: Any, tmp_path: Path
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    gitrepo.commit("base", **{"a.txt": "a\n"})
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", str(gitrepo.path), str(clone))
+    worker = GitRepo(clone)
+    worker.day = 5
+    worker("checkout", "-q", "-b", "topic")
+    tip = worker.commit("rewritten", **{"k.py": f"K = '{key}'\n"})
+    gone = "1234567" * 5 + "89abc"
+    code, findings, err = scan_range(cli, clone, "--range", f"{gone}..{tip}")
+    assert code == 1 and [f["path"] for f in findings] == ["k.py"]
+    assert "force push" in err
+
+
+def test_a_force_push_with_both_tips_present(
+    gitrepo: GitRepo, rng: random.Random, cli: Any
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    base = gitrepo.commit("base", **{"a.txt": "a\n"})
+    before = gitrepo.commit("old work", **{"b.txt": "b\n"})
+    gitrepo("reset", "-q", "--hard", base)
+    after = gitrepo.commit("new work", **{"k.py": f"K = '{key}'\n"})
+    code, findings, _ = scan_range(cli, gitrepo.path, "--range", f"{before}..{after}")
+    assert code == 1 and [f["path"] for f in findings] == ["k.py"]
+
+
+def test_a_merge_in_the_range_brings_the_side_branch_keys(
+    gitrepo: GitRepo, rng: random.Random, cli: Any
+) -> None:
+    key = key_of(KeyKind.SERVICE_ACCOUNT, rng).key
+    base = gitrepo.commit("base", **{"a.txt": "a\n"})
+    gitrepo("checkout", "-q", "-b", "side")
+    side = gitrepo.commit("side", **{"s.env": f"K={key}\n"})
+    gitrepo("checkout", "-q", "main")
+    gitrepo.commit("main", **{"a.txt": "b\n"})
+    gitrepo("merge", "-q", "--no-ff", "-m", "merge", "side")
+    head = gitrepo("rev-parse", "HEAD")
+    code, findings, _ = scan_range(cli, gitrepo.path, "--range", f"{base}..{head}")
+    assert code == 1
+    assert [(f["path"], f["git"]["introduced"]["commit"]) for f in findings] == [("s.env", side)]
+
+
+def test_bad_ranges_are_one_line_errors(gitrepo: GitRepo, cli: Any) -> None:
+    gitrepo.commit("base", **{"a.txt": "a\n"})
+    for args, message in (
+        (("--range", "HEAD"), "--range takes A..B"),
+        (("--range", "HEAD..nope"), "'nope' is not a commit"),
+        (("--since", "nope"), "'nope' is not a commit"),
+        (("--since", "HEAD", "--staged"), "cannot be combined"),
+    ):
+        result = cli("scan", *args, str(gitrepo.path))
+        assert result.code == 2, args
+        (line,) = result.err.strip().splitlines()
+        assert message in line, line
+
+
+def test_an_empty_range_passes_and_says_so(gitrepo: GitRepo, cli: Any) -> None:
+    gitrepo.commit("base", **{"a.txt": "a\n"})
+    result = cli("scan", "--range", "HEAD..HEAD", str(gitrepo.path))
+    assert result.code == 0
+    assert "no commits" in result.err
+
+
+def test_a_shallow_clone_cannot_cover_a_range(gitrepo: GitRepo, cli: Any, tmp_path: Path) -> None:
+    for i in range(3):
+        gitrepo.commit(f"c{i}", **{"a.txt": f"{i}\n"})
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{gitrepo.path}", str(shallow))
+    result = cli("scan", "--since", "HEAD", str(shallow))
+    assert result.code == 2 and "fetch-depth: 0" in result.err
