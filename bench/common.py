@@ -14,7 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -78,9 +78,17 @@ def key_lines(rng: random.Random) -> list[tuple[Planted, str]]:
     return lines
 
 
-def median_seconds(command: Sequence[str], runs: int, cwd: Path | None = None) -> float:
+def median_seconds(
+    command: Sequence[str],
+    runs: int,
+    cwd: Path | None = None,
+    prepare: Callable[[], None] | None = None,
+) -> float:
+    """The median wall time of `runs` runs; `prepare` runs before each, untimed."""
     times = []
     for _ in range(runs):
+        if prepare is not None:
+            prepare()
         started = time.perf_counter()
         subprocess.run(
             command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
@@ -98,3 +106,15 @@ def table(rows: list[tuple[str, float, str]], baselines: Sequence[str]) -> str:
         ratios = " | ".join(f"{seconds / seconds_of[b]:.2f}x" for b in baselines)
         out.append(f"| {name} | {seconds:.3f} | {ratios} | {notes} |")
     return "\n".join(out)
+
+
+def peak_memory_mb(command: Sequence[str], cwd: Path | None = None) -> float:
+    """The peak resident memory of `command` (its largest process), in MB."""
+    probe = (
+        "import resource, subprocess, sys;"
+        "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd,
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(done.stdout) / 1024

@@ -15,6 +15,8 @@ from keysentry.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+pytest_plugins = ["redact_failures"]
+
 
 @dataclass
 class CliResult:

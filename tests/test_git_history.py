@@ -150,15 +150,16 @@ def test_the_cache_reads_only_new_blobs_and_still_reports_old_findings(
     gitrepo.commit("add", **{"k.py": f"K = '{key}'\n", "a.txt": "a\n", "b.txt": "b\n"})
     _, first, err = history(cli, gitrepo.path)
     assert "1 finding; 3 blobs" in err
-    _, again, err = history(cli, gitrepo.path)
+    _, again, err = history(cli, gitrepo.path)  # nothing changed: only the hit is re-read
     assert again == first
-    assert "2 blobs known clean from the cache" in err and "1 finding; 1 blobs" in err
+    assert "1 finding; 1 blobs" in err and "result was reused" in err
     gitrepo.commit("more", **{"c.txt": "c\n", "d.py": f"D = '{later}'\n"})
     _, third, err = history(cli, gitrepo.path)
     assert "2 findings; 3 blobs" in err  # k.py (a hit is always re-read), c.txt, d.py
+    assert "2 blobs known clean from the cache" in err  # a.txt and b.txt
     assert len(third) == 2
-    cache = gitrepo.path / ".git" / "keysentry" / "clean-blobs"
-    assert key.encode() not in cache.read_bytes()
+    for cache in (gitrepo.path / ".git" / "keysentry").iterdir():
+        assert key.encode() not in cache.read_bytes() and later.encode() not in cache.read_bytes()
 
 
 def test_a_damaged_cache_is_ignored_not_trusted(

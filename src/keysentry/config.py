@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from keysentry.errors import ConfigError
 
@@ -19,19 +20,17 @@ _SIZE = re.compile(r"(\d+)\s*([KMG]?)(i?B)?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
-@dataclass(frozen=True)
-class ScanConfig:
+class ScanConfig(NamedTuple):
     exclude: tuple[str, ...] = ()
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     inline_allow: bool = True
     ignore_file: str = ".keysentryignore"
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     path: Path | None = None  # None: no file, all defaults
-    scan: ScanConfig = field(default_factory=ScanConfig)
-    raw: dict[str, Any] = field(default_factory=dict)  # the whole table, for later sections
+    scan: ScanConfig = ScanConfig()
+    raw: Mapping[str, Any] = MappingProxyType({})  # the whole table, for later sections
 
 
 def parse_size(value: str | int, where: str) -> int:

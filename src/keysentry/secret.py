@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import NoReturn
 
 # OpenAI key prefixes that name a key type; any other `sk-` value keeps only `sk-`.
@@ -57,6 +56,8 @@ class Secret:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Secret):
             return NotImplemented
+        import hmac  # here: loading OpenSSL at import would cost every scan 4 ms
+
         return hmac.compare_digest(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:

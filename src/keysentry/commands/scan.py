@@ -4,29 +4,20 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from keysentry.config import load_config, parse_size
 from keysentry.errors import ExitCode, InputError
 from keysentry.scanner.detect import detect
-from keysentry.scanner.pipeline import (
-    ScanResult,
-    Suppression,
-    scan_commits,
-    scan_files,
-    scan_history,
-    scan_staged,
-)
+from keysentry.scanner.pipeline import ScanResult, Suppression, scan_files
 from keysentry.scanner.report import render
 from keysentry.scanner.sources.files import FileSource
-from keysentry.scanner.sources.git import open_repo
 from keysentry.scanner.suppress import (
     load_baseline,
     load_ignore_file,
-    write_atomically,
     write_baseline,
+    write_file,
 )
 from keysentry.secret import redact
 
@@ -37,8 +28,7 @@ _ALLOW_HINT = (
 )
 
 
-@dataclass(frozen=True)
-class ScanOptions:
+class ScanOptions(NamedTuple):
     fmt: str = "text"
     output: Path | None = None
     show_secrets: bool = False
@@ -118,13 +108,16 @@ def run(paths: list[str], options: ScanOptions) -> int:
 def _scan_repository(
     paths: list[str], mode: str, options: ScanOptions, suppression: Suppression, max_size: int
 ) -> ScanResult:
+    from keysentry.scanner.git_scans import scan_commits, scan_history, scan_staged
+    from keysentry.scanner.sources.git import open_repo
+
     if len(paths) > 1:
         raise InputError(f"{mode} scans one repository: give at most one PATH")
     repo = open_repo(paths[0] if paths else ".")
     if mode == "--staged":
         return scan_staged(repo, suppression)
     notes = []
-    if repo.is_shallow():
+    if repo.shallow:
         if not options.allow_shallow:
             raise InputError(
                 f"{repo.path} is a shallow clone: commits before its cut-off are missing, so "
@@ -155,7 +148,7 @@ def _write_report(result: ScanResult, options: ScanOptions) -> None:
         sys.stdout.write(report)
         sys.stdout.flush()
     else:
-        write_atomically(options.output, report)
+        write_file(options.output, report)
 
 
 def _summarize(result: ScanResult, options: ScanOptions) -> None:

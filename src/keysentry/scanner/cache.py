@@ -1,4 +1,5 @@
-"""The incremental history cache: ids of blobs already scanned and found clean.
+"""The incremental history caches: ids of blobs already scanned and found clean, and the
+last scan's result.
 
 It lives in the repository's git dir (`keysentry/clean-blobs`), so a second history scan reads
 only objects it has not seen. It can never hide a finding: only blobs with no key at all are
@@ -10,9 +11,12 @@ cache or the new one, never half of one. It holds object ids only, never content
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+from keysentry.atomic import write_atomically
 
 _DETECTOR_MODULES = ("keys.py", "encodings.py", "detect.py", "findings.py")
 _MAGIC = b"keysentry clean-blobs v1 "
@@ -63,14 +67,44 @@ class CleanBlobCache:
         if not self._added:
             return
         ids = self._known.union(self._added)
-        temp = self._path.with_name(f".{self._path.name}.{os.getpid()}.tmp")
+        _save(self._path, self._header + b"".join(sorted(ids)))
+
+
+class ResultCache:
+    """The last history scan's outcome, reused while nothing it depends on has changed.
+
+    Its key is every ref's target (so the same commits and blobs are reachable), the detector
+    hash and the scan options. It records which blobs hold keys and each finding's timeline,
+    by fingerprint and blob id: keys themselves are re-read from those blobs on every run, so
+    the file never holds one.
+    """
+
+    def __init__(self, git_dir: str) -> None:
+        self._path = Path(git_dir) / "keysentry" / "history-result.json"
+
+    def load(self, key: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            self._path.parent.mkdir(exist_ok=True)
-            with open(temp, "wb") as handle:
-                handle.write(self._header)
-                handle.write(b"".join(sorted(ids)))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self._path)
-        except OSError:
-            temp.unlink(missing_ok=True)
+            document = json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(document, dict) or document.get("key") != {**key, **_detector()}:
+            return None
+        result = document.get("result")
+        return result if isinstance(result, dict) else None
+
+    def save(self, key: dict[str, Any], result: dict[str, Any]) -> None:
+        text = json.dumps({"key": {**key, **_detector()}, "result": result})
+        _save(self._path, text.encode())
+
+
+def _detector() -> dict[str, str]:
+    return {"detector": detector_hash()}
+
+
+def _save(path: Path, data: bytes) -> None:
+    """Replace a cache file atomically; failing to write a cache only costs speed."""
+    try:
+        path.parent.mkdir(exist_ok=True)
+        write_atomically(path, data)
+    except OSError:
+        pass

@@ -9,7 +9,7 @@ buffer is touched, so the cost is that of the literal search.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import ahocorasick_rs
 
@@ -35,8 +35,7 @@ _RUN = re.compile(rb"[A-Za-z0-9_-]*")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """A key found in a buffer. `start`/`end` span the key (or its encoded form) in that buffer;
     `encoding` lists the encodings peeled off to reach it, outermost first."""
 

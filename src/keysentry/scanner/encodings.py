@@ -14,7 +14,7 @@ import binascii
 import enum
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from keysentry.scanner.keys import MARKER
 
@@ -26,15 +26,13 @@ class Codec(str, enum.Enum):
     ESCAPE = "escape"
 
 
-@dataclass(frozen=True)
-class Needle:
+class Needle(NamedTuple):
     pattern: bytes
     codec: Codec | None  # None: the plain marker
     phase: int = 0  # base64: where the pattern's first character sits in its 4-character group
 
 
-@dataclass(frozen=True)
-class Decoded:
+class Decoded(NamedTuple):
     data: bytes
     origins: list[int]  # origins[i]: offset in the encoded buffer that decoded byte i came from
     end: int  # where the decoded run ends in the encoded buffer

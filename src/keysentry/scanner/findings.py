@@ -8,10 +8,9 @@ column of the decoded line, byte offset, and a location-free fingerprint.
 from __future__ import annotations
 
 import codecs
-import hashlib
-import hmac
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from keysentry.scanner.detect import Match, detect
 from keysentry.scanner.keys import Confidence, KeyKind
@@ -24,25 +23,28 @@ _FINGERPRINT_KEY = b"keysentry/fingerprint/v1"
 _INLINE_ALLOW = (b"keysentry:allow", b"gitleaks:allow", b"pragma: allowlist secret")
 _ALLOW_NEXT_LINE = b"pragma: allowlist nextline secret"
 
+_NO_PROVENANCE: Mapping[str, Any] = MappingProxyType({})
+
 _BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
 
 
 def fingerprint(key: str) -> str:
     """The location-free identity of a key: the same key anywhere has the same fingerprint."""
+    import hashlib  # here, not at the top: loading OpenSSL costs 4 ms that a clean scan skips
+    import hmac
+
     return hmac.new(_FINGERPRINT_KEY, key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
-class Blob:
+class Blob(NamedTuple):
     """Content to scan and where it came from. `path` is what reports show."""
 
     path: str
     data: bytes
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = _NO_PROVENANCE
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(NamedTuple):
     kind: KeyKind
     confidence: Confidence
     path: str
@@ -55,7 +57,7 @@ class Finding:
     encoding: tuple[str, ...]
     binary: bool
     inline_allowed: bool
-    provenance: dict[str, Any] = field(default_factory=dict)
+    provenance: Mapping[str, Any] = _NO_PROVENANCE
 
     @property
     def rule(self) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MARKER = b"T3BlbkFJ"
 
@@ -65,8 +65,7 @@ class Confidence(str, enum.Enum):
     LOW = "low"  # the structure holds (marker, alphabet, equal halves) at an unseen length
 
 
-@dataclass(frozen=True)
-class KeyFormat:
+class KeyFormat(NamedTuple):
     """One known format: `prefix` + half + MARKER + half, each half of a listed length."""
 
     kind: KeyKind
@@ -104,8 +103,7 @@ _KIND_OF_TYPE = {
 }
 
 
-@dataclass(frozen=True)
-class Classified:
+class Classified(NamedTuple):
     kind: KeyKind
     confidence: Confidence
     prefix: str  # `sk-proj-`, `sk-<slug>-`, `sk-`: what redaction keeps

@@ -9,16 +9,19 @@ commit that carries it (anyone who fetches such a ref has the key).
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Iterator
+import subprocess
+import tempfile
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from keysentry.scanner.findings import Blob, Finding, findings_in
-from keysentry.scanner.sources.git import Repo, finish, nul_tokens, stream_git
+from keysentry.scanner.sources.git import GitError, Repo, nul_tokens
 
 _NO_KEYS: frozenset[str] = frozenset()
+_TIMELINE_ORDER = ("blob", "introduced", "removed", "at_head", "in_working_tree", "refs",
+                   "commits", "paths", "reachable")  # fmt: skip
 _LOG_FORMAT = "%x01%H %P%x00%an%x00%ae%x00%aI"
 
 
@@ -41,15 +44,48 @@ class Change:
     new_id: str
 
 
-def log_commits(repo: Repo, *revs: str) -> Iterator[tuple[Commit, list[Change]]]:
-    """Each commit of `revs` (oldest first) with its raw changes against its first parent."""
-    process = stream_git(
-        repo, "log", *revs, "-z", "--raw", "--no-abbrev", "--no-renames",
-        "--diff-merges=first-parent", "--topo-order", "--reverse", f"--format={_LOG_FORMAT}",
-        "--",
-    )  # fmt: skip
-    assert process.stdout is not None
-    tokens = nul_tokens(process.stdout)
+class CommitLog:
+    """`git log --raw` of some revisions, oldest first, merges diffed against their first
+    parent, renames as delete + add. git writes it to a temp file in the background, so that
+    a history scan can start it before reading blobs and the two overlap (measured: 0.2 s of
+    0.7 s on a 2,000-commit history); memory stays flat whatever the log's size."""
+
+    def __init__(self, repo: Repo, *revs: str) -> None:
+        # Owned by this object past __init__, closed by cancel(): no `with` can hold them.
+        self._out = tempfile.TemporaryFile()  # noqa: SIM115
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115
+        self._process = subprocess.Popen(
+            ["git", "-C", repo.path, "log", *revs, "-z", "--raw", "--no-abbrev", "--no-renames",
+             "--diff-merges=first-parent", "--topo-order", "--reverse",
+             f"--format={_LOG_FORMAT}", "--"],
+            stdout=self._out, stderr=self._err,
+        )  # fmt: skip
+
+    def cancel(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._out.close()
+        self._err.close()
+
+    def commits(self, only: Collection[str] | None = None) -> Iterator[tuple[Commit, list[Change]]]:
+        """Each commit with its raw changes; with `only`, just the changes to or from those
+        blob ids (the rest is never parsed)."""
+        if self._process.wait() != 0:
+            self._err.seek(0)
+            lines = self._err.read().decode("utf-8", "replace").strip().splitlines()
+            self.cancel()
+            raise GitError(f"git log failed: {lines[-1].removeprefix('fatal: ') if lines else ''}")
+        self._out.seek(0)
+        try:
+            yield from _parse_log(nul_tokens(self._out), only)
+        finally:
+            self.cancel()
+
+
+def _parse_log(
+    tokens: Iterator[bytes], only: Collection[str] | None
+) -> Iterator[tuple[Commit, list[Change]]]:
     commit: Commit | None = None
     changes: list[Change] = []
     for token in tokens:
@@ -62,12 +98,13 @@ def log_commits(repo: Repo, *revs: str) -> Iterator[tuple[Commit, list[Change]]]
             commit = Commit(commit_id, tuple(p for p in parents if p), author, email, date)
             changes = []
         elif token.startswith(b":"):
+            path = next(tokens)
             fields = token[1:].split(b" ")
-            path = os.fsdecode(next(tokens))
-            changes.append(Change(path, fields[2].decode(), fields[3].decode()))
+            old_id, new_id = fields[2].decode(), fields[3].decode()
+            if only is None or old_id in only or new_id in only:
+                changes.append(Change(os.fsdecode(path), old_id, new_id))
     if commit is not None:
         yield commit, changes
-    finish(process, "log")
 
 
 @dataclass
@@ -131,13 +168,19 @@ class _Replay:
 
 
 def history_findings(
-    repo: Repo, hit_blobs: dict[str, bytes], *, inline_allow: bool, all_objects: bool
+    repo: Repo,
+    log: CommitLog,
+    hit_blobs: dict[str, bytes],
+    *,
+    inline_allow: bool,
+    all_objects: bool,
 ) -> list[Finding]:
-    """One finding per distinct key and path, with its exposure timeline under `git`."""
+    """One finding per distinct key and path, with its exposure timeline under `git`; `log`
+    is the `--all` log started before the blobs were read."""
     in_blob = {b: findings_in(Blob(b, data), inline_allow) for b, data in hit_blobs.items()}
     keys_of_blob = {b: frozenset(f.fingerprint for f in found) for b, found in in_blob.items()}
     replay = _Replay({b: k for b, k in keys_of_blob.items() if k})
-    for commit, changes in log_commits(repo, "--all"):
+    for commit, changes in log.commits(only=replay.keys_of_blob):
         replay.apply(commit, changes)
     refs = repo.refs()
     head = next((c for name, c in refs if name == "HEAD"), None)
@@ -159,9 +202,40 @@ def history_findings(
             "paths": sorted(replay.paths_of.get(key, ())),
             "reachable": True,
         }
-        findings.append(dataclasses.replace(first, path=path, provenance={"git": timeline}))
+        findings.append(first._replace(path=path, provenance={"git": timeline}))
     if all_objects:
         findings += _unreachable(in_blob, replay)
+    return findings
+
+
+def timeline_records(findings: list[Finding]) -> list[dict[str, Any]]:
+    """What the result cache keeps of history findings: no key, no working-tree state."""
+    return [
+        {
+            "fingerprint": f.fingerprint,
+            "path": f.path,
+            "git": {k: v for k, v in f.provenance["git"].items() if k != "in_working_tree"},
+        }
+        for f in findings
+    ]
+
+
+def rebuild_findings(
+    repo: Repo, hit_blobs: dict[str, bytes], records: list[dict[str, Any]], inline_allow: bool
+) -> list[Finding] | None:
+    """History findings from a cached timeline and the re-read hit blobs; None when a record
+    no longer matches its blob (the cache is then not trusted)."""
+    in_blob = {b: findings_in(Blob(b, data), inline_allow) for b, data in hit_blobs.items()}
+    working = _WorkingTree(repo)
+    findings = []
+    for record in records:
+        key, path, timeline = record["fingerprint"], record["path"], dict(record["git"])
+        first = next((f for f in in_blob.get(timeline["blob"], []) if f.fingerprint == key), None)
+        if first is None:
+            return None
+        timeline["in_working_tree"] = working.holds(path, key)
+        ordered = {name: timeline[name] for name in _TIMELINE_ORDER if name in timeline}
+        findings.append(first._replace(path=path, provenance={"git": ordered}))
     return findings
 
 
@@ -174,7 +248,7 @@ def _unreachable(in_blob: dict[str, list[Finding]], replay: _Replay) -> list[Fin
         for finding in found:
             timeline = {"blob": blob, "reachable": False}
             path = f"<unreachable blob {blob}>"
-            findings.append(dataclasses.replace(finding, path=path, provenance={"git": timeline}))
+            findings.append(finding._replace(path=path, provenance={"git": timeline}))
     return findings
 
 

@@ -7,13 +7,12 @@ them, and neither ever holds a key. Inline allow markers are decided in `finding
 from __future__ import annotations
 
 import fnmatch
-import json
-import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from keysentry.atomic import write_atomically
 from keysentry.errors import InputError
 from keysentry.scanner.findings import Finding
 
@@ -21,8 +20,7 @@ _FINGERPRINT = re.compile(r"[0-9a-f]{32}\Z")
 BASELINE_VERSION = 1
 
 
-@dataclass(frozen=True)
-class IgnoreRules:
+class IgnoreRules(NamedTuple):
     """`.keysentryignore`: one fingerprint or one path pattern per line, `#` for comments."""
 
     fingerprints: frozenset[str] = frozenset()
@@ -59,6 +57,8 @@ def load_ignore_file(path: Path) -> IgnoreRules:
 
 def load_baseline(path: Path) -> frozenset[str]:
     """The fingerprints a baseline file accepts."""
+    import json
+
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -77,26 +77,22 @@ def load_baseline(path: Path) -> frozenset[str]:
 
 def write_baseline(path: Path, findings: Iterable[Finding]) -> int:
     """Write the fingerprints of `findings` as the new baseline; returns how many it holds."""
+    import json
+
     entries = {
         f.fingerprint: {"kind": f.kind.value, "redacted": f.redacted}
         for f in sorted(findings, key=lambda f: f.fingerprint)
     }
     document = {"version": BASELINE_VERSION, "tool": "keysentry", "fingerprints": entries}
-    write_atomically(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    write_file(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
     return len(entries)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Replace `path` with `text` so that a crash leaves either the old or the new file."""
-    temp = path.with_name(f".{path.name}.keysentry-tmp")
+def write_file(path: Path, text: str) -> None:
+    """Replace `path` with `text` atomically; a failure is a one-line InputError."""
     try:
-        with open(temp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
+        write_atomically(path, text.encode("utf-8"))
     except OSError as exc:
-        temp.unlink(missing_ok=True)
         raise InputError(f"cannot write {path}: {_reason(exc)}") from None
 
 

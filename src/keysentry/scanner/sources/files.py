@@ -18,7 +18,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from keysentry.errors import InputError
 from keysentry.scanner.findings import Blob
@@ -28,8 +28,7 @@ _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLO
 _SPECIAL = "not a regular file (FIFO, socket or device)"
 
 
-@dataclass(frozen=True)
-class Skip:
+class Skip(NamedTuple):
     """A file not scanned, and why. `unreadable` marks errors, as opposed to choices."""
 
     path: str
@@ -37,8 +36,7 @@ class Skip:
     unreadable: bool = False
 
 
-@dataclass(frozen=True)
-class FileEntry:
+class FileEntry(NamedTuple):
     path: str  # as reports show it
     root: str | None  # the real path of the directory it was found in; None if named directly
 

@@ -12,8 +12,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from typing import IO
+from typing import IO, NamedTuple
 
 from keysentry.errors import InputError
 
@@ -24,14 +23,14 @@ class GitError(InputError):
     """git failed, or the repository cannot be scanned as asked."""
 
 
-@dataclass(frozen=True)
-class Repo:
+class Repo(NamedTuple):
     """A repository as git sees it from `path`."""
 
     path: str
     git_dir: str  # the common git dir: shared by all worktrees
     work_tree: str | None  # None for a bare repository
     object_format: str  # sha1 or sha256
+    shallow: bool
 
     @property
     def id_length(self) -> int:
@@ -49,9 +48,6 @@ class Repo:
     def text(self, *args: str) -> str:
         return self.git(*args).decode("utf-8", "surrogateescape").strip()
 
-    def is_shallow(self) -> bool:
-        return self.text("rev-parse", "--is-shallow-repository") == "true"
-
     def has_commits(self) -> bool:
         return bool(self.git("rev-parse", "--verify", "--quiet", "HEAD", check=False).strip())
 
@@ -64,16 +60,14 @@ class Repo:
         return out.decode()
 
     def refs(self) -> list[tuple[str, str]]:
-        """(ref name, commit id) for every ref that points at a commit, and HEAD."""
-        out = self.text("for-each-ref", "--format=%(refname) %(objectname) %(*objectname)")
-        refs = []
-        for line in out.splitlines():
-            name, target, peeled = [*line.split(" "), "", ""][:3]
-            refs.append((name, peeled or target))  # an annotated tag points at its commit
-        head = self.git("rev-parse", "--verify", "--quiet", "HEAD", check=False).strip()
-        if head:
-            refs.append(("HEAD", head.decode()))
-        return refs
+        """(name, object id) of HEAD and every ref, annotated tags peeled to what they tag;
+        sorted. Equal lists mean equal histories."""
+        out = self.git("show-ref", "--head", "--dereference", check=False)  # exit 1: no refs
+        targets: dict[str, str] = {}
+        for line in out.decode("utf-8", "surrogateescape").splitlines():
+            object_id, _, name = line.partition(" ")
+            targets[name.removesuffix("^{}")] = object_id  # the peeled line comes second
+        return sorted(targets.items())
 
 
 def run_git(path: str, *args: str, check: bool = True) -> bytes:
@@ -92,18 +86,16 @@ def open_repo(path: str) -> Repo:
     """The repository at `path`, or a one-line GitError saying why there is none."""
     if not os.path.isdir(path):
         raise GitError(f"{path}: no such directory")
-    try:
-        out = run_git(path, "rev-parse", "--is-bare-repository", "--git-common-dir",
-                      "--show-object-format", "--show-toplevel", check=False)  # fmt: skip
-    except GitError:
-        raise
+    out = run_git(path, "rev-parse", "--is-bare-repository", "--is-shallow-repository",
+                      "--git-common-dir", "--show-object-format", "--show-toplevel",
+                      check=False)  # fmt: skip
     lines = out.decode("utf-8", "surrogateescape").splitlines()
-    if len(lines) < 3:
+    if len(lines) < 4:
         raise GitError(f"{path} is not inside a git repository")
-    bare = lines[0] == "true"
-    git_dir = os.path.join(path, lines[1]) if not os.path.isabs(lines[1]) else lines[1]
-    work_tree = None if bare or len(lines) < 4 else lines[3]
-    return Repo(path, os.path.normpath(git_dir), work_tree, lines[2])
+    bare, shallow, common, object_format = lines[0] == "true", lines[1] == "true", *lines[2:4]
+    git_dir = os.path.normpath(os.path.join(path, common))  # join keeps an absolute `common`
+    work_tree = None if bare or len(lines) < 5 else lines[4]
+    return Repo(path, git_dir, work_tree, object_format, shallow)
 
 
 class BlobReader:

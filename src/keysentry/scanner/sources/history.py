@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -22,14 +23,14 @@ from keysentry.scanner.findings import Blob, findings_in
 from keysentry.scanner.sources.git import (
     LFS_POINTER,
     BlobReader,
+    GitError,
     Repo,
     finish,
     stream_git,
 )
 
-# Below this much to read, a second process costs more than it saves (measured: no gain on a
-# 78 MB history, 1.6x on a 4 GB one).
-_PARALLEL_MIN_BYTES = 256 << 20
+# Below this much to read, a second reader costs more than it saves.
+_PARALLEL_MIN_BYTES = 8 << 20
 
 
 @dataclass
@@ -41,6 +42,7 @@ class BlobScan:
     missing: list[str] = field(default_factory=list)
     too_big: list[tuple[str, int]] = field(default_factory=list)
     lfs_pointers: int = 0
+    error: GitError | None = None  # raised by the caller: a reader thread cannot
 
     def merge(self, other: BlobScan) -> None:
         self.hits += other.hits
@@ -87,12 +89,9 @@ def scan_blobs(
         else:
             todo.append((blob_id, size))
     total = sum(size for _, size in todo)
-    workers = min(os.cpu_count() or 1, 4)
-    if workers > 1 and total >= _PARALLEL_MIN_BYTES and hasattr(os, "fork"):
-        result.merge(_scan_in_processes(repo, todo, workers))
-    else:
-        report = _Progress(len(todo), total) if progress else None
-        result.merge(_scan_ids(repo, [i for i, _ in todo], report))
+    readers = min(os.cpu_count() or 1, 4) if total >= _PARALLEL_MIN_BYTES else 1
+    progress_bar = _Progress(len(todo), total) if progress else None
+    result.merge(_scan_in_threads(repo, todo, readers, progress_bar))
     if cache is not None:
         hits = set(result.hits) | set(result.missing)
         cache.add(i for i, _ in todo if i not in hits)
@@ -103,70 +102,84 @@ def blob_has_key(data: bytes) -> bool:
     return bool(findings_in(Blob("", data), inline_allow=False))
 
 
-def _scan_ids(repo: Repo, ids: list[str], progress: _Progress | None = None) -> BlobScan:
-    result = BlobScan()
-    with BlobReader(repo) as reader:
-        for blob_id, data in reader.read(ids):
-            if data is None:
-                result.missing.append(blob_id)
-                continue
-            result.read += 1
-            result.bytes += len(data)
-            if data.startswith(LFS_POINTER):
-                result.lfs_pointers += 1
-            if blob_has_key(data):
-                result.hits.append(blob_id)
-            if progress is not None:
-                progress.tick(result.read, result.bytes)
-    if progress is not None:
-        progress.done()
-    return result
-
-
-def _scan_in_processes(repo: Repo, todo: list[tuple[str, int]], workers: int) -> BlobScan:
-    """Split the ids into contiguous runs of pack order (reads stay local) of about equal
-    size, and scan each run in its own process with its own cat-file."""
-    import multiprocessing
-
-    total = sum(size for _, size in todo)
-    chunks: list[list[str]] = [[]]
+def _scan_in_threads(
+    repo: Repo, todo: list[tuple[str, int]], readers: int, progress: _Progress | None
+) -> BlobScan:
+    """Read the blobs through `readers` cat-file processes, each on a contiguous run of pack
+    order (reads stay local) of about equal size. git's decompression is the bulk of the
+    work and pipe reads release the GIL, so threads suffice: measured, two readers took
+    0.44 s where one took 0.66 s, below the 0.57 s of one `git cat-file --batch` to /dev/null."""
+    share = sum(size for _, size in todo) / readers + 1
+    runs: list[list[str]] = [[]]
     filled = 0
-    share = total / (workers * 4) + 1
     for blob_id, size in todo:
         if filled >= share:
-            chunks.append([])
+            runs.append([])
             filled = 0
-        chunks[-1].append(blob_id)
+        runs[-1].append(blob_id)
         filled += size
-    result = BlobScan()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for part in pool.imap_unordered(_scan_chunk, [(repo, c) for c in chunks]):
-            result.merge(part)
-    return result
+    results = [BlobScan() for _ in runs]
+    threads = [
+        threading.Thread(target=_scan_run, args=(repo, run, part, progress))
+        for run, part in zip(runs, results, strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if progress is not None:
+        progress.done()
+    total = BlobScan()
+    for part in results:
+        if part.error is not None:
+            raise part.error
+        total.merge(part)
+    return total
 
 
-def _scan_chunk(job: tuple[Repo, list[str]]) -> BlobScan:
-    return _scan_ids(*job)
+def _scan_run(repo: Repo, ids: list[str], into: BlobScan, progress: _Progress | None) -> None:
+    try:
+        with BlobReader(repo) as reader:
+            for blob_id, data in reader.read(ids):
+                if data is None:
+                    into.missing.append(blob_id)
+                    continue
+                into.read += 1
+                into.bytes += len(data)
+                if data.startswith(LFS_POINTER):
+                    into.lfs_pointers += 1
+                if blob_has_key(data):
+                    into.hits.append(blob_id)
+                if progress is not None:
+                    progress.tick(len(data))
+    except GitError as exc:
+        into.error = exc
 
 
 class _Progress:
-    """`objects, MB, MB/s` on stderr, a few times a second; only used on a terminal."""
+    """`objects, MB, MB/s` on stderr, a few times a second; only used on a terminal. Reader
+    threads tick it; a lock keeps their counts whole."""
 
     def __init__(self, objects: int, size: int) -> None:
         self._objects, self._size = objects, size
+        self._read = self._bytes = 0
+        self._lock = threading.Lock()
         self._started = self._shown = time.monotonic()
 
-    def tick(self, read: int, size: int) -> None:
-        now = time.monotonic()
-        if now - self._shown < 0.2:
-            return
-        self._shown = now
-        rate = size / 1e6 / max(now - self._started, 1e-6)
-        sys.stderr.write(
-            f"\rkeysentry: {read:,}/{self._objects:,} objects, "
-            f"{size / 1e6:,.0f}/{self._size / 1e6:,.0f} MB, {rate:,.0f} MB/s "
-        )
-        sys.stderr.flush()
+    def tick(self, size: int) -> None:
+        with self._lock:
+            self._read += 1
+            self._bytes += size
+            now = time.monotonic()
+            if now - self._shown < 0.2:
+                return
+            self._shown = now
+            rate = self._bytes / 1e6 / max(now - self._started, 1e-6)
+            sys.stderr.write(
+                f"\rkeysentry: {self._read:,}/{self._objects:,} objects, "
+                f"{self._bytes / 1e6:,.0f}/{self._size / 1e6:,.0f} MB, {rate:,.0f} MB/s "
+            )
+            sys.stderr.flush()
 
     def done(self) -> None:
         sys.stderr.write("\r\033[K")

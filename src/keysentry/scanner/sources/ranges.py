@@ -8,11 +8,10 @@ what a merge brings in is scanned as introduced by the merge.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 from keysentry.scanner.findings import Blob, Finding, findings_in
-from keysentry.scanner.provenance import Commit, log_commits
+from keysentry.scanner.provenance import Commit, CommitLog
 from keysentry.scanner.sources.git import BlobReader, GitError, Repo
 
 
@@ -50,7 +49,7 @@ def scan_range(repo: Repo, revs: list[str], inline_allow: bool) -> RangeScan:
     introduced: dict[str, tuple[Commit, str]] = {}  # blob -> (first commit, path)
     paths_of: dict[str, set[str]] = {}
     commits = 0
-    for commit, changes in log_commits(repo, *revs):
+    for commit, changes in CommitLog(repo, *revs).commits():
         commits += 1
         for change in changes:
             if set(change.new_id) == {"0"}:
@@ -74,6 +73,6 @@ def scan_range(repo: Repo, revs: list[str], inline_allow: bool) -> RangeScan:
                     }
                     findings.setdefault(
                         (finding.fingerprint, path),
-                        dataclasses.replace(finding, path=path, provenance={"git": timeline}),
+                        finding._replace(path=path, provenance={"git": timeline}),
                     )
     return RangeScan(list(findings.values()), commits, len(introduced), size)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from keysentry.scanner.findings import Blob, Finding, findings_in
 from keysentry.scanner.sources.git import BlobReader, GitError, Repo
@@ -17,8 +17,7 @@ from keysentry.scanner.sources.git import BlobReader, GitError, Repo
 _GITLINK = "160000"  # a submodule entry: a commit id, not content
 
 
-@dataclass(frozen=True)
-class StagedChange:
+class StagedChange(NamedTuple):
     path: str
     new_id: str
     old_id: str | None  # the HEAD blob it replaces, if any
