@@ -120,10 +120,33 @@ def test_an_empty_range_passes_and_says_so(gitrepo: GitRepo, cli: Any) -> None:
     assert "no commits" in result.err
 
 
-def test_a_shallow_clone_cannot_cover_a_range(gitrepo: GitRepo, cli: Any, tmp_path: Path) -> None:
+def test_a_shallow_clone_covers_a_range_only_when_it_has_its_start(
+    gitrepo: GitRepo, cli: Any, tmp_path: Path
+) -> None:
     for i in range(3):
         gitrepo.commit(f"c{i}", **{"a.txt": f"{i}\n"})
     shallow = tmp_path / "shallow"
-    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{gitrepo.path}", str(shallow))
-    result = cli("scan", "--since", "HEAD", str(shallow))
-    assert result.code == 2 and "fetch-depth: 0" in result.err
+    git(tmp_path, "clone", "-q", "--depth", "2", f"file://{gitrepo.path}", str(shallow))
+    covered = cli("scan", "--range", "HEAD~1..HEAD", str(shallow))
+    assert covered.code == 0 and "note: shallow clone" in covered.err
+    for span in (f"{ZEROS}..HEAD", f"{'1234567' * 5}89abc..HEAD"):
+        result = cli("scan", "--range", span, str(shallow))
+        assert result.code == 2, span
+        (line,) = result.err.strip().splitlines()
+        assert "shallow clone" in line and "fetch-depth: 0" in line
+    assert cli("scan", "--range", f"{ZEROS}..HEAD", "--allow-shallow", str(shallow)).code == 0
+
+
+def test_several_ranges_are_scanned_together(
+    gitrepo: GitRepo, rng: random.Random, cli: Any
+) -> None:
+    a, b = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.ADMIN, rng).key
+    base = gitrepo.commit("base", **{"x.txt": "x\n"})
+    first = gitrepo.commit("a", **{"a.py": f"A = '{a}'\n"})
+    gitrepo("checkout", "-q", "-b", "other", base)
+    second = gitrepo.commit("b", **{"b.py": f"B = '{b}'\n"})
+    code, findings, _ = scan_range(
+        cli, gitrepo.path, "--range", f"{base}..{first}", "--range", f"{base}..{second}"
+    )
+    assert code == 1
+    assert [f["path"] for f in findings] == ["a.py", "b.py"]

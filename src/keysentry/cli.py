@@ -92,9 +92,10 @@ def cli() -> None:
 @click.option("--since", metavar="REV", help="Scan the commits after REV up to HEAD.")
 @click.option(
     "--range",
-    "span",
+    "spans",
     metavar="A..B",
-    help="Scan the commits in A..B (an all-zeros A is a new branch).",
+    multiple=True,
+    help="Scan the commits in A..B (an all-zeros A is a new branch); repeatable.",
 )
 @click.option(
     "--allow-shallow",

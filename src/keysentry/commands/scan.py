@@ -44,7 +44,7 @@ class ScanOptions(NamedTuple):
     history: bool = False
     all_objects: bool = False
     since: str | None = None
-    span: str | None = None
+    spans: tuple[str, ...] = ()
     allow_shallow: bool = False
     no_cache: bool = False
 
@@ -56,7 +56,7 @@ class ScanOptions(NamedTuple):
                 ("--staged", self.staged),
                 ("--history", self.history),
                 ("--since", self.since is not None),
-                ("--range", self.span is not None),
+                ("--range", bool(self.spans)),
             )
             if on
         ]
@@ -70,6 +70,20 @@ class ScanOptions(NamedTuple):
 
 
 def run(paths: list[str], options: ScanOptions) -> int:
+    """Scan, report, and return the exit code."""
+    result = execute(paths, options)
+    if options.update_baseline:
+        assert options.baseline is not None
+        count = write_baseline(options.baseline, result.unsuppressed)
+        _note(options, f"keysentry: wrote {count} fingerprints to {options.baseline}")
+        return int(ExitCode.CLEAN)
+    write_report(result, options)
+    summarize(result, options)
+    return int(ExitCode.FINDINGS if result.findings else ExitCode.CLEAN)
+
+
+def execute(paths: list[str], options: ScanOptions) -> ScanResult:
+    """Scan as the options say, suppressions applied; nothing printed."""
     if options.update_baseline and options.baseline is None:
         raise InputError("--update-baseline needs --baseline FILE")
     config = load_config(options.config_path).scan
@@ -95,48 +109,40 @@ def run(paths: list[str], options: ScanOptions) -> int:
         result = scan_files(source, suppression)
     else:
         result = _scan_repository(paths, mode, options, suppression, max_size)
-    if options.update_baseline:
-        assert options.baseline is not None
-        count = write_baseline(options.baseline, result.unsuppressed)
-        _note(options, f"keysentry: wrote {count} fingerprints to {options.baseline}")
-        return int(ExitCode.CLEAN)
-    _write_report(result, options)
-    _summarize(result, options)
-    return int(ExitCode.FINDINGS if result.findings else ExitCode.CLEAN)
+    return result
 
 
 def _scan_repository(
     paths: list[str], mode: str, options: ScanOptions, suppression: Suppression, max_size: int
 ) -> ScanResult:
     from keysentry.scanner.git_scans import scan_commits, scan_history, scan_staged
-    from keysentry.scanner.sources.git import open_repo
+    from keysentry.scanner.sources.git import open_repo, shallow_error
 
     if len(paths) > 1:
         raise InputError(f"{mode} scans one repository: give at most one PATH")
     repo = open_repo(paths[0] if paths else ".")
     if mode == "--staged":
         return scan_staged(repo, suppression)
-    notes = []
-    if repo.shallow:
-        if not options.allow_shallow:
-            raise InputError(
-                f"{repo.path} is a shallow clone: commits before its cut-off are missing, so "
-                "keys in them would be missed. Fetch the full history (git fetch --unshallow, "
-                "or fetch-depth: 0 in actions/checkout), or pass --allow-shallow"
-            )
-        notes.append("shallow clone: commits before the cut-off were not scanned")
     if mode == "--history":
+        if repo.shallow and not options.allow_shallow:
+            raise shallow_error(repo, "a history scan")
         result = scan_history(
             repo, suppression, all_objects=options.all_objects, max_blob_size=max_size,
             use_cache=not options.no_cache, progress=sys.stderr.isatty() and not options.quiet,
         )  # fmt: skip
     else:
-        result = scan_commits(repo, suppression, since=options.since, span=options.span)
-    result.notes[:0] = notes
+        # A range is covered by a shallow clone when its start commit is there; scan_commits
+        # fails when it is not.
+        strict = repo.shallow and not options.allow_shallow
+        result = scan_commits(
+            repo, suppression, since=options.since, spans=options.spans, strict=strict
+        )
+    if repo.shallow:
+        result.notes.insert(0, "shallow clone: commits before its cut-off were not scanned")
     return result
 
 
-def _write_report(result: ScanResult, options: ScanOptions) -> None:
+def write_report(result: ScanResult, options: ScanOptions) -> None:
     color = (
         options.output is None
         and options.fmt == "text"
@@ -151,7 +157,7 @@ def _write_report(result: ScanResult, options: ScanOptions) -> None:
         write_file(options.output, report)
 
 
-def _summarize(result: ScanResult, options: ScanOptions) -> None:
+def summarize(result: ScanResult, options: ScanOptions) -> None:
     for skip in result.skipped:
         if skip.unreadable:
             print(f"keysentry: warning: {skip.path}: {skip.reason}", file=sys.stderr)

@@ -150,20 +150,34 @@ def _scan_all_blobs(
 
 
 def scan_commits(
-    repo: Repo, suppression: Suppression, *, since: str | None, span: str | None
+    repo: Repo,
+    suppression: Suppression,
+    *,
+    since: str | None,
+    spans: tuple[str, ...],
+    strict: bool,
 ) -> ScanResult:
-    """The keys the commits of a range introduced."""
+    """The keys the commits of one or more ranges introduced, once per key and path."""
     from keysentry.scanner.sources.ranges import parse_range, scan_range
 
     started = time.perf_counter()
     result = ScanResult()
-    revs, note = parse_range(repo, since, span)
-    scan = scan_range(repo, revs, suppression.inline_allow)
-    if note:
-        result.notes.append(note)
-    if scan.commits == 0:
+    if since is not None:
+        spans = (f"{repo.resolve(since)}..{repo.resolve('HEAD')}",)
+    found: dict[tuple[str, str], Finding] = {}
+    commits = 0
+    for span in spans:
+        revs, note = parse_range(repo, span, strict)
+        if note:
+            result.notes.append(note)
+        scan = scan_range(repo, revs, suppression.inline_allow)
+        commits += scan.commits
+        result.blobs += scan.blobs
+        result.bytes += scan.bytes
+        for finding in scan.findings:
+            found.setdefault((finding.fingerprint, finding.path), finding)
+    if commits == 0:
         result.notes.append("the range holds no commits: nothing to scan")
-    result.blobs, result.bytes = scan.blobs, scan.bytes
-    result.add(sorted(scan.findings, key=position), suppression)
+    result.add(sorted(found.values(), key=position), suppression)
     result.seconds = time.perf_counter() - started
     return result

@@ -82,6 +82,14 @@ def run_git(path: str, *args: str, check: bool = True) -> bytes:
     return done.stdout
 
 
+def shallow_error(repo: Repo, what: str) -> GitError:
+    return GitError(
+        f"{repo.path} is a shallow clone: commits before its cut-off are missing, so {what} "
+        "would miss keys in them. Fetch the full history (git fetch --unshallow, or "
+        "fetch-depth: 0 in actions/checkout), or pass --allow-shallow"
+    )
+
+
 def open_repo(path: str) -> Repo:
     """The repository at `path`, or a one-line GitError saying why there is none."""
     if not os.path.isdir(path):

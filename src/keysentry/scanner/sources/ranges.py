@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from keysentry.scanner.findings import Blob, Finding, findings_in
 from keysentry.scanner.provenance import Commit, CommitLog
-from keysentry.scanner.sources.git import BlobReader, GitError, Repo
+from keysentry.scanner.sources.git import BlobReader, GitError, Repo, shallow_error
 
 
 @dataclass(frozen=True)
@@ -23,11 +23,9 @@ class RangeScan:
     bytes: int
 
 
-def parse_range(repo: Repo, since: str | None, span: str | None) -> tuple[list[str], str | None]:
-    """The `git log` revision arguments for a range, and a note when it was reinterpreted."""
-    if since is not None:
-        return [f"{repo.resolve(since)}..{repo.resolve('HEAD')}"], None
-    assert span is not None
+def parse_range(repo: Repo, span: str, strict: bool) -> tuple[list[str], str | None]:
+    """The `git log` revision arguments for a range, and a note when it was reinterpreted.
+    `strict` (a shallow clone): a range whose start is unknown cannot be covered: fail."""
     start, sep, end = span.partition("..")
     if not sep or not end or end.startswith("."):
         raise GitError(f"--range takes A..B, got {span!r}")
@@ -36,8 +34,12 @@ def parse_range(repo: Repo, since: str | None, span: str | None) -> tuple[list[s
         try:
             return [f"{repo.resolve(start)}..{tip}"], None
         except GitError:
+            if strict:
+                raise shallow_error(repo, f"the range {span}") from None
             note = f"{start} is not in this clone (a force push?): scanning what {end} adds"
     else:
+        if strict:
+            raise shallow_error(repo, f"the new branch {end}")
         note = f"{end} is a new branch: scanning its commits that no other branch or tag has"
     others = [c for name, c in repo.refs() if name.startswith(("refs/remotes/", "refs/tags/"))]
     return [tip, "--not", *sorted({c for c in others if c != tip})], note
