@@ -92,7 +92,7 @@ def test_github_annotations_escape_properties_and_data(rng: random.Random) -> No
     (line,) = render(result, "github", show_secrets=False, color=False).splitlines()
     assert line.startswith("::error file=a%2Cb%3Ac%25.py,line=1,col=6,endColumn=")
     assert "title=OpenAI project key::OpenAI project key sk-proj-..." in line
-    assert github._escape_data("50%\r\nnext") == "50%25%0D%0Anext"
+    assert github.escape_data("50%\r\nnext") == "50%25%0D%0Anext"
 
 
 def test_low_confidence_findings_are_warnings(rng: random.Random) -> None:

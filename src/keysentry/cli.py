@@ -118,6 +118,77 @@ def scan(paths: tuple[str, ...], **options: object) -> int:
     return run(list(paths), ScanOptions.from_click(options))
 
 
+_HOOKS = click.Choice(["pre-commit", "pre-push"])
+
+
+@cli.command("install-hook")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--pre-push",
+    "hook",
+    flag_value="pre-push",
+    default="pre-commit",
+    help="Install the pre-push hook (scans the pushed commits) instead.",
+)
+def install_hook(path: str, hook: str) -> int:
+    """Install a plain git hook (pre-commit by default) in the repository at PATH."""
+    from keysentry.commands import hooks
+
+    print(f"keysentry: {hooks.install(path, hook)}")
+    return 0
+
+
+@cli.command("uninstall-hook")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.option(
+    "--pre-push",
+    "hook",
+    flag_value="pre-push",
+    default="pre-commit",
+    help="Remove the pre-push hook instead.",
+)
+def uninstall_hook(path: str, hook: str) -> int:
+    """Remove keysentry's git hook and restore the hook it chained, if any."""
+    from keysentry.commands import hooks
+
+    print(f"keysentry: {hooks.uninstall(path, hook)}")
+    return 0
+
+
+@cli.command("pre-push")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.option("--format", "fmt", type=click.Choice(list(FORMATS)), default="text")
+@click.option("--allow-shallow", is_flag=True, help="Scan a shallow clone anyway.")
+def pre_push(path: str, fmt: str, allow_shallow: bool) -> int:
+    """Scan the commits a push sends (for pre-commit's pre-push stage and git's pre-push hook).
+
+    Reads the ranges from pre-commit's PRE_COMMIT_FROM_REF/PRE_COMMIT_TO_REF, or from the
+    lines git writes to a pre-push hook's standard input.
+    """
+    import os
+
+    from keysentry.commands import hooks
+    from keysentry.commands.scan import ScanOptions, run
+
+    stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
+    spans = hooks.push_spans(stdin, dict(os.environ))
+    if not spans:
+        print("keysentry: nothing to push: no commits to scan", file=sys.stderr)
+        return 0
+    options = ScanOptions(fmt=fmt, spans=tuple(spans), allow_shallow=allow_shallow)
+    return run([path], options)
+
+
+@cli.command()
+def action() -> int:
+    """Run as the GitHub Actions step (action.yml); configured by its environment."""
+    import os
+
+    from keysentry.commands import action as github_action
+
+    return github_action.run(dict(os.environ))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = cli.main(args=argv, prog_name="keysentry", standalone_mode=False)

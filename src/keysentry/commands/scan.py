@@ -179,7 +179,7 @@ def summarize(result: ScanResult, options: ScanOptions) -> None:
     for note in result.notes:
         _note(options, f"keysentry: note: {note}")
     if result.findings and options.fmt == "text":
-        _note(options, _ALLOW_HINT)
+        print(_ALLOW_HINT, file=sys.stderr)  # part of the report, so --quiet keeps it
     if result.blobs == 0 and not result.skipped and not result.notes:
         print("keysentry: warning: nothing was scanned", file=sys.stderr)
 

@@ -7,12 +7,12 @@ from keysentry.scanner.keys import Confidence
 from keysentry.scanner.pipeline import ScanResult
 
 
-def _escape_data(text: str) -> str:
+def escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def annotation(finding: Finding, show_secrets: bool) -> str:
@@ -25,12 +25,12 @@ def annotation(finding: Finding, show_secrets: bool) -> str:
         "endColumn": str(finding.end_column),
         "title": finding.kind.label,
     }
-    properties = ",".join(f"{k}={_escape_property(v)}" for k, v in props.items())
+    properties = ",".join(f"{k}={escape_property(v)}" for k, v in props.items())
     message = (
         f"{finding.kind.label} {value} (fingerprint {finding.fingerprint}). Move it to a secret "
         "store and rotate it: it is exposed to everyone who can read this code."
     )
-    return f"::{level} {properties}::{_escape_data(message)}"
+    return f"::{level} {properties}::{escape_data(message)}"
 
 
 def render(result: ScanResult, show_secrets: bool, color: bool) -> str:

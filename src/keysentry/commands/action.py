@@ -1,0 +1,147 @@
+"""`keysentry action`: the body of the GitHub Actions step (action.yml).
+
+It picks what to scan from the event (push: before..after, a new branch or a force push
+included; pull_request: base..head; schedule, workflow_dispatch and anything else: the whole
+history), writes annotations (the first ten; GitHub drops the rest), a step summary table, a
+SARIF file for `github/codeql-action/upload-sarif` and the `findings` output, and fails as
+`fail-on` says. It never writes a key anywhere: every output is redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from keysentry.commands.scan import ScanOptions, execute, summarize, write_report
+from keysentry.errors import ExitCode, InputError, KeysentryError
+from keysentry.scanner.pipeline import ScanResult
+from keysentry.scanner.report import FORMATS, render
+from keysentry.scanner.report.github import escape_data
+
+ANNOTATION_LIMIT = 10  # per step and level; GitHub silently drops the rest
+SUMMARY_LIMIT = 1 << 20  # bytes per step summary
+_PULL_REQUESTS = ("pull_request", "pull_request_target")
+
+
+def scan_options(environ: dict[str, str]) -> tuple[list[str], ScanOptions]:
+    """The repository path and scan options for the event and the action's inputs."""
+    path = environ.get("KS_PATH") or "."
+    span = environ.get("KS_RANGE", "").strip()
+    baseline = environ.get("KS_BASELINE")
+    fmt = environ.get("KS_FORMAT") or "text"
+    if fmt not in FORMATS:
+        raise InputError(f"format takes one of {', '.join(FORMATS)}, got {fmt!r}")
+
+    def plan(**mode: Any) -> ScanOptions:
+        return ScanOptions(fmt=fmt, baseline=Path(baseline) if baseline else None, **mode)
+
+    if span:
+        return [path], plan(spans=(span,))
+    event_name = environ.get("GITHUB_EVENT_NAME", "")
+    event = _event(environ)
+    if event_name == "push":
+        before, after = event.get("before"), event.get("after")
+        if not after:
+            raise InputError("the push event has no 'after' commit")
+        return [path], plan(spans=(f"{before or '0' * 40}..{after}",))
+    if event_name in _PULL_REQUESTS:
+        pull = event.get("pull_request") or {}
+        base, head = pull.get("base", {}).get("sha"), pull.get("head", {}).get("sha")
+        if not base or not head:
+            raise InputError(f"the {event_name} event has no base and head commits")
+        return [path], plan(spans=(f"{base}..{head}",))
+    return [path], plan(history=True)
+
+
+def _event(environ: dict[str, str]) -> dict[str, Any]:
+    event_path = environ.get("GITHUB_EVENT_PATH")
+    if not event_path:
+        return {}
+    try:
+        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the event payload {event_path}: {exc}") from None
+    return event if isinstance(event, dict) else {}
+
+
+def run(environ: dict[str, str]) -> int:
+    fail_on = environ.get("KS_FAIL_ON") or "any"
+    try:
+        if fail_on not in ("any", "never"):
+            if fail_on == "live":
+                raise InputError(
+                    "fail-on: live needs key verification, which this keysentry version does "
+                    "not have yet; use fail-on: any"
+                )
+            raise InputError(f"fail-on takes any or never, got {fail_on!r}")
+        paths, options = scan_options(environ)
+        result = execute(paths, options)
+    except KeysentryError as exc:
+        print(f"::error title=keysentry::{escape_data(str(exc))}")
+        print(f"keysentry: error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    write_report(result, options)
+    summarize(result, options)
+    _annotate(result)
+    _write_outputs(result, environ)
+    if result.findings and fail_on == "any":
+        return int(ExitCode.FINDINGS)
+    return int(ExitCode.CLEAN)
+
+
+def _annotate(result: ScanResult) -> None:
+    lines = render(result, "github", show_secrets=False, color=False).splitlines()
+    for line in lines[:ANNOTATION_LIMIT]:
+        print(line)
+    if len(lines) > ANNOTATION_LIMIT:
+        print(
+            f"::notice title=keysentry::{len(lines) - ANNOTATION_LIMIT} more findings are in "
+            "the step summary and the SARIF file (GitHub shows 10 annotations per step)"
+        )
+
+
+def _write_outputs(result: ScanResult, environ: dict[str, str]) -> None:
+    sarif = environ.get("KS_SARIF_FILE")
+    if sarif:
+        Path(sarif).write_text(render(result, "sarif", show_secrets=False, color=False))
+    summary = environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as handle:
+            handle.write(step_summary(result))
+    output = environ.get("GITHUB_OUTPUT")
+    if output:
+        with open(output, "a", encoding="utf-8") as handle:
+            handle.write(f"findings={len(result.findings)}\n")
+            if sarif:
+                handle.write(f"sarif-file={sarif}\n")
+
+
+def step_summary(result: ScanResult) -> str:
+    """A Markdown table of the findings, redacted, cut to fit GitHub's 1 MiB."""
+    if not result.findings:
+        return f"### keysentry: no OpenAI keys found\n\nScanned {result.blobs} blobs.\n"
+    head = (
+        f"### keysentry: {len(result.findings)} OpenAI key(s) found\n\n"
+        "| file | line | kind | key | introduced | fingerprint |\n|---|---|---|---|---|---|\n"
+    )
+    rows: list[str] = []
+    size = len(head)
+    for finding in result.findings:
+        introduced = finding.provenance.get("git", {}).get("introduced")
+        commit = introduced["commit"][:12] if introduced else ""
+        row = (
+            f"| `{_cell(finding.path)}` | {finding.line} | {finding.kind.value} | "
+            f"`{finding.redacted}` | {commit} | `{finding.fingerprint}` |\n"
+        )
+        if size + len(row) > SUMMARY_LIMIT - 200:
+            rows.append(f"\n{len(result.findings) - len(rows)} more: see the SARIF file.\n")
+            break
+        rows.append(row)
+        size += len(row)
+    return head + "".join(rows)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
