@@ -15,7 +15,7 @@ from keysentry.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-pytest_plugins = ["redact_failures"]
+pytest_plugins = ["redact_failures", "stores"]
 
 
 @dataclass

@@ -11,14 +11,22 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from keysentry.loader import load_key, openai_client, refresh
     from keysentry.secret import Secret
 
-__all__ = ["Secret", "__version__"]
+__all__ = ["Secret", "__version__", "load_key", "openai_client", "refresh"]
+
+_LAZY = {
+    "Secret": "keysentry.secret",
+    "load_key": "keysentry.loader",
+    "openai_client": "keysentry.loader",
+    "refresh": "keysentry.loader",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "Secret":
-        from keysentry.secret import Secret
+    if name in _LAZY:
+        import importlib
 
-        return Secret
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'keysentry' has no attribute {name!r}")

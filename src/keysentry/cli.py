@@ -189,6 +189,42 @@ def action() -> int:
     return github_action.run(dict(os.environ))
 
 
+@cli.command("get")
+@click.argument("name", default="OPENAI_API_KEY")
+@click.option("--env", "env", metavar="ENV", help="The environment [default: $KEYSENTRY_ENV].")
+@click.option("--reveal", is_flag=True, help="Print the value itself (for scripts).")
+def get_command(name: str, env: str | None, reveal: bool) -> int:
+    """Show NAME for an environment, redacted unless --reveal, and where it came from."""
+    from keysentry.commands import secrets
+
+    return secrets.get(name, env, reveal)
+
+
+@cli.command("run", context_settings={"ignore_unknown_options": True})
+@click.option("--env", "env", metavar="ENV", help="The environment [default: $KEYSENTRY_ENV].")
+@click.option("--override", is_flag=True, help="Replace variables already set.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run_command(env: str | None, override: bool, command: tuple[str, ...]) -> int:
+    """Run COMMAND (after --) with the environment's keys in its environment."""
+    from keysentry.commands import secrets
+
+    return secrets.run(list(command), env, override)
+
+
+@cli.group("env")
+def env_group() -> None:
+    """Environments and their secret references."""
+
+
+@env_group.command("check")
+@click.option("--env", "envs", metavar="ENV", multiple=True, help="Check only ENV (repeatable).")
+def env_check(envs: tuple[str, ...]) -> int:
+    """Resolve every reference of every environment and report, redacted, which work."""
+    from keysentry.commands import secrets
+
+    return secrets.check(list(envs))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         code = cli.main(args=argv, prog_name="keysentry", standalone_mode=False)

@@ -30,3 +30,25 @@ class InputError(KeysentryError):
 
 class ConfigError(KeysentryError):
     """A configuration file or value that is missing or malformed."""
+
+
+class ProviderError(KeysentryError):
+    """A secret store could not give or take a secret. Messages name the reference, never a
+    secret value."""
+
+
+class SecretNotFound(ProviderError):
+    """The store has no such secret, version or field."""
+
+
+class AccessDenied(ProviderError):
+    """The store refused the credentials keysentry used."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The store could not be reached or did not answer in time."""
+
+
+class SecretConflict(ProviderError):
+    """A write was refused because the store holds something else there (a different value,
+    a newer version, a deleted-but-recoverable name)."""

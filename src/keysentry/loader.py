@@ -1,0 +1,189 @@
+"""The runtime loader: the right key for this environment, from wherever it lives.
+
+    from keysentry import load_key
+    key = load_key()                      # OPENAI_API_KEY for $KEYSENTRY_ENV
+    client = OpenAI(api_key=key.reveal())
+
+The environment is `env=` or KEYSENTRY_ENV. Its references come from the config's
+`[environments.<env>]` table (keysentry.toml or pyproject.toml's [tool.keysentry]); a name the
+config does not map (or no environment at all) is read from `env://NAME`, then
+`dotenv://.env#NAME`. Values are cached per process (see providers.cache); `refresh()` forgets
+them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from keysentry.config import Config, load_config
+from keysentry.errors import ConfigError, SecretNotFound
+from keysentry.providers.base import Fetched, SecretRef, parse_ref
+from keysentry.providers.cache import SecretCache
+from keysentry.secret import Secret
+
+DEFAULT_NAME = "OPENAI_API_KEY"
+
+_cache = SecretCache()
+_resolved: dict[tuple[str, str | None], tuple[SecretRef, ...]] = {}
+_config: Config | None = None
+_config_lock = threading.Lock()
+
+
+class Resolution(NamedTuple):
+    """Where a name comes from in an environment: the references tried in order."""
+
+    name: str
+    env: str | None
+    refs: tuple[SecretRef, ...]
+
+
+def load_key(name: str = DEFAULT_NAME, *, env: str | None = None) -> Secret:
+    """The secret `name` for the environment (`env`, else KEYSENTRY_ENV), cached."""
+    return fetch(name, env=env).secret
+
+
+def fetch(name: str = DEFAULT_NAME, *, env: str | None = None) -> Fetched:
+    """Like load_key, with where the value came from."""
+    env = env or os.environ.get("KEYSENTRY_ENV") or None
+    refs = _resolved.get((name, env))
+    if refs is None:
+        refs = resolve(name, env).refs
+        _resolved[(name, env)] = refs
+    if len(refs) == 1:
+        ref = refs[0]
+        return _cache.get(str(ref), lambda: _get(ref))
+    errors = []
+    for ref in refs:
+        try:
+            return _cache.get(str(ref), lambda ref=ref: _get(ref))  # type: ignore[misc]
+        except SecretNotFound as exc:
+            errors.append(str(exc))
+    raise SecretNotFound(f"{name} is not set for {_where(env)}: " + "; ".join(errors))
+
+
+def refresh(name: str | None = None, *, env: str | None = None) -> None:
+    """Forget cached values (one name's, or all), so the next load reads the store: after a
+    rotation, or when the store answered 401."""
+    if name is None:
+        _cache.invalidate()
+        return
+    env = env or os.environ.get("KEYSENTRY_ENV") or None
+    for ref in _resolved.get((name, env), ()):
+        _cache.invalidate(str(ref))
+
+
+def configure(config: Config | None = None) -> None:
+    """Use `config` (None: load it again from the current directory) and forget everything
+    cached; for applications that change directory or config at run time, and for tests."""
+    global _config
+    with _config_lock:
+        _config = config
+        _resolved.clear()
+        _cache.invalidate()
+        settings = _settings(config) if config is not None else (300.0, 3600.0)
+        _cache.ttl, _cache.stale_if_error = settings
+
+
+def current_config() -> Config:
+    global _config
+    with _config_lock:
+        if _config is None:
+            _config = load_config()
+            _cache.ttl, _cache.stale_if_error = _settings(_config)
+        return _config
+
+
+def resolve(name: str, env: str | None) -> Resolution:
+    """The references `name` resolves to in `env`, validated, or a ConfigError saying why."""
+    config = current_config()
+    table = environments(config)
+    if env is not None:
+        if env not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise ConfigError(f"{_config_name(config)}: no environment {env!r} (known: {known})")
+        text = table[env].get(name)
+        if text is not None:
+            where = f"{_config_name(config)}: [environments.{env}].{name}"
+            return Resolution(name, env, (parse_ref(text, where),))
+    fallback = (parse_ref(f"env://{name}"), parse_ref(f"dotenv://.env#{name}"))
+    return Resolution(name, env, fallback)
+
+
+def environments(config: Config) -> dict[str, dict[str, str]]:
+    """The config's environments, each a table of NAME = "reference", checked."""
+    raw = config.raw.get("environments", {})
+    where = _config_name(config)
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: [environments] must be a table of environments")
+    table: dict[str, dict[str, str]] = {}
+    for env, names in raw.items():
+        if not isinstance(names, Mapping):
+            raise ConfigError(f"{where}: [environments.{env}] must be a table of NAME = ref")
+        for name, ref in names.items():
+            if not isinstance(ref, str):
+                raise ConfigError(f"{where}: [environments.{env}].{name} must be a string "
+                                  "reference such as \"env://OPENAI_API_KEY\"")  # fmt: skip
+            parse_ref(ref, f"{where}: [environments.{env}].{name}")
+        table[str(env)] = {str(k): str(v) for k, v in names.items()}
+    return table
+
+
+def _settings(config: Config) -> tuple[float, float]:
+    load = config.raw.get("load", {})
+    where = f"{_config_name(config)}: [load]"
+    if not isinstance(load, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    values = []
+    for key, default in (("ttl_seconds", 300.0), ("stale_if_error_seconds", 3600.0)):
+        value: Any = load.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise ConfigError(f"{where}.{key} must be a number of seconds, got {value!r}")
+        values.append(float(value))
+    return values[0], values[1]
+
+
+def _get(ref: SecretRef) -> Fetched:
+    from keysentry.providers import provider_for
+
+    return provider_for(ref.scheme).get(ref)
+
+
+def _config_name(config: Config) -> str:
+    return str(config.path) if config.path else "keysentry config"
+
+
+def _where(env: str | None) -> str:
+    return f"environment {env!r}" if env else "this process (no KEYSENTRY_ENV)"
+
+
+def openai_client(env: str | None = None, *, name: str = DEFAULT_NAME, **options: Any) -> Any:
+    """An `openai.OpenAI` client for the environment's key, set up for production: a 30 s
+    timeout, two retries, a keep-alive connection pool; and after a 401 it reads the key from
+    the store again and retries once, in case the key was rotated. `options` go to
+    `openai.OpenAI` (base_url, organization, ...)."""
+    import httpx2 as httpx
+    import openai
+
+    from keysentry.rotating import RotatingKeyTransport
+
+    timeout = options.pop("timeout", 30.0)
+    transport = RotatingKeyTransport(
+        httpx.HTTPTransport(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)),
+        current=lambda: load_key(name, env=env),
+        refreshed=lambda: _refreshed(name, env),
+    )
+    return openai.OpenAI(
+        api_key=load_key(name, env=env).reveal(),
+        timeout=timeout,
+        max_retries=options.pop("max_retries", 2),
+        http_client=httpx.Client(transport=transport, timeout=timeout),
+        **options,
+    )
+
+
+def _refreshed(name: str, env: str | None) -> Secret:
+    refresh(name, env=env)
+    return load_key(name, env=env)

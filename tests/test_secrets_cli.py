@@ -1,0 +1,92 @@
+"""`keysentry get`, `keysentry run` and `keysentry env check`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from keygen import key_of
+from keysentry import loader
+from keysentry.scanner.keys import KeyKind
+from stores import write_config
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random) -> dict[str, str]:
+    """A project whose development key is in .env.development and production key in AWS."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KEYSENTRY_ENV", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    keys = {"development": key_of(KeyKind.PROJECT, rng).key, "production": ""}
+    (tmp_path / ".env.development").write_text(f"OPENAI_API_KEY={keys['development']}\n")
+    write_config(tmp_path, {
+        "development": {"OPENAI_API_KEY": "dotenv://.env.development#OPENAI_API_KEY"},
+        "production": {"OPENAI_API_KEY": "aws-sm://prod/openai#OPENAI_API_KEY"},
+    })  # fmt: skip
+    loader.configure(None)
+    return keys
+
+
+def test_get_is_redacted_unless_revealed(project: dict[str, str], cli: Any) -> None:
+    key = project["development"]
+    shown = cli("get", "--env", "development")
+    assert shown.code == 0
+    assert shown.out.strip() == f"OPENAI_API_KEY = sk-proj-...{key[-4:]}"
+    assert "from dotenv://.env.development#OPENAI_API_KEY" in shown.err
+    assert key not in shown.out + shown.err
+    loader.configure(None)
+    assert cli("get", "--env", "development", "--reveal").out.strip() == key
+
+
+def test_get_explains_a_missing_secret_in_one_line(
+    project: dict[str, str], cli: Any, aws: Any
+) -> None:
+    result = cli("get", "--env", "production")
+    assert result.code == 2
+    (line,) = result.err.strip().splitlines()
+    assert line.startswith("keysentry: error: aws-sm://prod/openai#OPENAI_API_KEY: ")
+
+
+def test_env_check_reports_each_reference(
+    project: dict[str, str], cli: Any, aws: Any, rng: random.Random
+) -> None:
+    result = cli("env", "check")
+    assert result.code == 1
+    rows = [line.split("\t") for line in result.out.splitlines()]
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("development", "OPENAI_API_KEY", "ok"),
+        ("production", "OPENAI_API_KEY", "FAILED"),
+    ]
+    prod = key_of(KeyKind.SERVICE_ACCOUNT, rng).key
+    aws.create_secret(Name="prod/openai", SecretString=json.dumps({"OPENAI_API_KEY": prod}))
+    loader.configure(None)
+    again = cli("env", "check", "--env", "production")
+    assert again.code == 0 and prod not in again.out and "sk-svcacct-..." in again.out
+
+
+def test_run_injects_the_key_and_returns_the_childs_exit_code(
+    project: dict[str, str], tmp_path: Path
+) -> None:
+    key = project["development"]
+    script = "import os, sys; sys.exit(0 if os.environ['OPENAI_API_KEY'] == sys.argv[1] else 7)"
+
+    def run(*args: str, env: dict[str, str] | None = None) -> int:
+        return subprocess.run(
+            [sys.executable, "-m", "keysentry", "run", *args], cwd=tmp_path,
+            env={**os.environ, **(env or {})}, capture_output=True, check=False,
+        ).returncode  # fmt: skip
+
+    assert run("--env", "development", "--", sys.executable, "-c", script, key) == 0
+    assert run("--env", "development", "--", sys.executable, "-c", "raise SystemExit(3)") == 3
+    preset = {"OPENAI_API_KEY": "sk-preset-value-for-the-child"}
+    assert run("--env", "development", "--", sys.executable, "-c", script, key, env=preset) == 7
+    assert run("--env", "development", "--override", "--", sys.executable, "-c", script, key,
+               env=preset) == 0  # fmt: skip
+    assert run("--env", "development", "--", "no-such-command-here") == 127
