@@ -44,7 +44,7 @@ def test_the_client_uses_the_environments_key(
 ) -> None:
     key = key_of(KeyKind.PROJECT, rng).key
     production.set_secret("OPENAI-API-KEY", key)
-    api.keys.add(key)
+    api.org.add_key(key, "proj_app")
     client = openai_client("production", base_url=api.base_url)
     assert [m.id for m in client.models.list()] == ["gpt-4o", "gpt-4o-mini"]
     assert client.timeout == 30.0 and client.max_retries == 2
@@ -55,11 +55,12 @@ def test_a_rotated_key_is_read_again_after_one_401(
 ) -> None:
     old, new = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.PROJECT, rng).key
     production.set_secret("OPENAI-API-KEY", old)
-    api.keys.add(old)
+    api.org.add_key(old, "proj_app")
     client = openai_client("production", base_url=api.base_url)
     client.models.list()
     production.set_secret("OPENAI-API-KEY", new)  # rotation: the old key is revoked
-    api.keys = {new}
+    del api.org.keys[old]
+    api.org.add_key(new, "proj_app")
     assert len(client.models.list().data) == 2
     assert api.requests["GET /v1/models"] == 3  # ok, 401 with the old key, ok with the new
 

@@ -7,6 +7,7 @@ no message ever holds a key.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -101,6 +102,19 @@ def cli() -> None:
     "--allow-shallow",
     is_flag=True,
     help="Scan a shallow clone anyway: history before its cut-off is not scanned.",
+)
+@click.option(
+    "--verify",
+    "verify_keys",
+    is_flag=True,
+    help="Check each key found against the OpenAI API (live or not).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(["any", "live"]),
+    default="any",
+    show_default=True,
+    help="With --verify: fail only on live keys.",
 )
 @click.option(
     "--no-cache",
@@ -223,6 +237,54 @@ def env_check(envs: tuple[str, ...]) -> int:
     from keysentry.commands import secrets
 
     return secrets.check(list(envs))
+
+
+@cli.command("verify")
+@click.option(
+    "--env",
+    "envs",
+    metavar="ENV",
+    multiple=True,
+    help="Verify only ENV (repeatable) [default: every environment].",
+)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("--since", metavar="DATE", help="Spend since DATE [default: the 1st of the month].")
+@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
+@click.option("--no-history", is_flag=True, help="Skip the scan of this repository's history.")
+def verify_command(
+    envs: tuple[str, ...], fmt: str, since: str | None, base_url: str | None, no_history: bool
+) -> int:
+    """Prove each environment's key live, within its spend threshold, and isolated.
+
+    Exit codes: 0 every check passed, 1 a check failed or could not be decided, 2 error.
+    """
+    from keysentry.commands import verify
+
+    return api_call(lambda: verify.verify(list(envs), fmt, since, base_url, not no_history))
+
+
+@cli.command("revoke")
+@click.option("--project", required=True, metavar="PROJECT_ID", help="The key's project.")
+@click.option("--key-id", required=True, metavar="KEY_ID", help="The key's id (key_...).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
+def revoke_command(project: str, key_id: str, yes: bool, base_url: str | None) -> int:
+    """Revoke a project API key with the Admin API (after confirmation)."""
+    from keysentry.commands import verify
+
+    return api_call(lambda: verify.revoke(project, key_id, yes, base_url))
+
+
+def api_call(action: Callable[[], int]) -> int:
+    """Run an action that calls the OpenAI API; its SDK's errors become keysentry's."""
+    import openai
+
+    from keysentry.verify.client import as_keysentry_error
+
+    try:
+        return action()
+    except openai.APIError as exc:
+        raise as_keysentry_error(exc) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,6 +21,8 @@ from keysentry.scanner.suppress import (
 )
 from keysentry.secret import redact
 
+LIVE_FINDINGS = 3  # with --verify: at least one key found is live
+
 _ALLOW_HINT = (
     "keysentry: not a real key? Add `keysentry:allow` in a comment on its line, or its "
     "fingerprint to .keysentryignore. A real one: revoke it, and load its replacement from the "
@@ -47,6 +49,8 @@ class ScanOptions(NamedTuple):
     spans: tuple[str, ...] = ()
     allow_shallow: bool = False
     no_cache: bool = False
+    verify_keys: bool = False
+    fail_on: str = "any"
 
     @property
     def git_mode(self) -> str | None:
@@ -71,7 +75,15 @@ class ScanOptions(NamedTuple):
 
 def run(paths: list[str], options: ScanOptions) -> int:
     """Scan, report, and return the exit code."""
+    if options.fail_on == "live" and not options.verify_keys:
+        raise InputError("--fail-on live needs --verify")
     result = execute(paths, options)
+    live = False
+    if options.verify_keys and result.findings:
+        from keysentry.cli import api_call
+        from keysentry.commands.verify import verify_findings
+
+        live = bool(api_call(lambda: int(verify_findings(result, None))))
     if options.update_baseline:
         assert options.baseline is not None
         count = write_baseline(options.baseline, result.unsuppressed)
@@ -79,7 +91,11 @@ def run(paths: list[str], options: ScanOptions) -> int:
         return int(ExitCode.CLEAN)
     write_report(result, options)
     summarize(result, options)
-    return int(ExitCode.FINDINGS if result.findings else ExitCode.CLEAN)
+    if live:
+        return LIVE_FINDINGS
+    if options.fail_on == "live" or not result.findings:
+        return int(ExitCode.CLEAN)
+    return int(ExitCode.FINDINGS)
 
 
 def execute(paths: list[str], options: ScanOptions) -> ScanResult:

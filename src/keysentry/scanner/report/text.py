@@ -57,6 +57,15 @@ def timeline(git: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def verified(info: dict[str, Any]) -> str:
+    """One line of a finding's verification: live or not, and how to revoke a live key."""
+    line = f"verified {info['status']}: {info['detail']}"
+    if "revoke_command" in info:
+        line += f"; project {info['project_id']}, key {info['key_id']}; revoke with "
+        line += f"`{info['revoke_command']}` ({info['revoke']})"
+    return line
+
+
 def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
     lines = []
     for finding in result.findings:
@@ -64,4 +73,7 @@ def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
         git = finding.provenance.get("git")
         if git:
             lines.append("    " + timeline(git))
+        verification = finding.provenance.get("verification")
+        if verification:
+            lines.append("    " + verified(verification))
     return "".join(line + "\n" for line in lines)

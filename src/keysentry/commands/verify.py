@@ -1,0 +1,230 @@
+"""`keysentry verify`, `scan --verify` and `keysentry revoke`.
+
+verify: for each environment, is its key live, within the spend threshold, and isolated?
+Exit 0 when every check passed, 1 when one failed or could not be decided (unknown is not a
+pass), 2 on a usage or config error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from keysentry import loader
+from keysentry.errors import ConfigError, ExitCode, InputError, KeysentryError
+from keysentry.providers.base import parse_ref
+from keysentry.scanner.findings import fingerprint
+from keysentry.scanner.pipeline import ScanResult
+from keysentry.secret import Secret
+
+
+class Settings(NamedTuple):
+    admin_ref: str | None
+    threshold: float | None
+    base_url: str | None
+
+
+def settings(base_url: str | None = None) -> Settings:
+    config = loader.current_config()
+    table = config.raw.get("verify", {})
+    where = f"{config.path or 'keysentry config'}: [verify]"
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    admin = table.get("admin_key")
+    if admin is not None and not isinstance(admin, str):
+        raise ConfigError(f"{where}.admin_key must be a secret reference")
+    threshold: Any = table.get("spend_threshold_usd", os.environ.get("OPENAI_COST_ALERT_THRESHOLD"))
+    if threshold is not None:
+        try:
+            threshold = float(threshold)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}.spend_threshold_usd must be a number of dollars, got "
+                              f"{threshold!r}") from None  # fmt: skip
+    url = base_url or table.get("base_url") or None
+    return Settings(admin, threshold, url)
+
+
+def admin_client(config: Settings) -> Any | None:
+    """The Admin API client, with the admin key from config (a reference) or OPENAI_ADMIN_KEY;
+    None when there is none."""
+    from keysentry.providers import provider_for
+    from keysentry.verify.client import ApiClient
+
+    if config.admin_ref:
+        ref = parse_ref(config.admin_ref, "[verify].admin_key")
+        key = provider_for(ref.scheme).get(ref).secret
+    elif os.environ.get("OPENAI_ADMIN_KEY"):
+        key = Secret(os.environ["OPENAI_ADMIN_KEY"])
+    else:
+        return None
+    return ApiClient(key, admin=True, base_url=config.base_url)
+
+
+def _since(text: str | None) -> int:
+    from keysentry.verify.spend import month_start
+
+    if not text:
+        return month_start()
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"--since takes a date such as 2026-11-01, got {text!r}") from None
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
+
+
+def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
+           history: bool) -> int:  # fmt: skip
+    from keysentry.verify.isolation import Check, isolation
+    from keysentry.verify.liveness import check_many
+    from keysentry.verify.spend import KeyMap, spend
+
+    table = loader.environments(loader.current_config())
+    envs = envs or sorted(table)
+    for env in envs:
+        if env not in table:
+            raise ConfigError(f"no environment {env!r} (known: {', '.join(sorted(table))})")
+    config = settings(base_url)
+    start = _since(since)
+    checks: list[Check] = []
+    keys: dict[str, Secret] = {}
+    every_value: dict[str, set[str]] = {}
+    for env in sorted(table):
+        values = set()
+        for name in table[env]:
+            try:
+                secret = loader.load_key(name, env=env)
+            except KeysentryError as exc:
+                if env in envs and name == loader.DEFAULT_NAME:
+                    checks.append(Check("load", env, False, str(exc)))
+                continue
+            values.add(fingerprint(secret.reveal()))
+            if name == loader.DEFAULT_NAME and env in envs:
+                keys[env] = secret
+        every_value[env] = values
+    verdicts = check_many(keys.values(), base_url=config.base_url)
+    admin = admin_client(config)
+    keymap = KeyMap(admin) if admin is not None else None
+    records = {env: keymap.match(key) for env, key in keys.items()} if keymap else None
+    report: dict[str, dict[str, Any]] = {}
+    for env, key in sorted(keys.items()):
+        verdict = verdicts[fingerprint(key.reveal())]
+        checks.append(Check("live", env, verdict.status.is_live if verdict.status.value != "unknown"
+                            else None, f"{verdict.status.value}: {verdict.detail}"))  # fmt: skip
+        entry: dict[str, Any] = {
+            "key": key.redacted,
+            "fingerprint": verdict.fingerprint,
+            "liveness": verdict.status.value,
+            "detail": verdict.detail,
+        }
+        if records is None:
+            checks.append(Check("spend", env, None, "needs an admin key ([verify].admin_key "
+                                "or OPENAI_ADMIN_KEY)"))  # fmt: skip
+        elif len(records[env]) != 1:
+            what = "matches no key" if not records[env] else \
+                f"matches {len(records[env])} keys: ambiguous"  # fmt: skip
+            checks.append(Check("spend", env, None, f"the admin listing {what}"))
+        else:
+            record = records[env][0]
+            assert keymap is not None and admin is not None
+            spent = spend(admin, record, keymap.keys_in(record.project_id), start)
+            entry.update({"project_id": record.project_id, "key_id": record.id,
+                          "spend_usd": spent.usd, "spend_method": spent.method})  # fmt: skip
+            within = None if config.threshold is None or spent.usd is None else \
+                spent.usd <= config.threshold  # fmt: skip
+            limit = f" of {config.threshold:.2f}" if config.threshold is not None else \
+                " (no threshold set)"  # fmt: skip
+            checks.append(
+                Check(
+                    "spend",
+                    env,
+                    within,
+                    f"${spent.usd:.2f}{limit} ({spent.method}: {spent.detail})",
+                )
+            )
+        report[env] = entry
+    fingerprints = {env: fingerprint(k.reveal()) for env, k in keys.items()}
+    checks += isolation(fingerprints, every_value, records, _history() if history else None)
+    passed = all(c.ok for c in checks)
+    if fmt == "json":
+        for env in report:
+            report[env]["checks"] = [{"check": c.check, "ok": c.ok, "detail": c.detail}
+                                     for c in checks if c.env == env]  # fmt: skip
+        print(json.dumps({"passed": passed, "environments": report}, indent=2))
+    else:
+        for c in sorted(checks, key=lambda c: (c.env, c.check)):
+            mark = "ok" if c.ok else ("unknown" if c.ok is None else "FAILED")
+            print(f"{c.env:<14} {c.check:<26} {mark:<8} {c.detail}")
+    return int(ExitCode.CLEAN if passed else ExitCode.FINDINGS)
+
+
+def _history() -> set[str] | None:
+    """Fingerprints of every key in this repository's history, or None outside a repo."""
+    from keysentry.scanner.git_scans import scan_history
+    from keysentry.scanner.pipeline import Suppression
+    from keysentry.scanner.sources.git import GitError, open_repo
+
+    try:
+        repo = open_repo(".")
+        result = scan_history(repo, Suppression(inline_allow=False), all_objects=False,
+                              max_blob_size=100 << 20, use_cache=True, progress=False)  # fmt: skip
+    except GitError:
+        return None
+    return {f.fingerprint for f in result.unsuppressed}
+
+
+def verify_findings(result: ScanResult, base_url: str | None) -> bool:
+    """Add each finding's liveness (and, for a live key with an admin key at hand, its
+    project, key id and the call that revokes it); True when any finding is live."""
+    from keysentry.verify.liveness import check_many
+
+    config = settings(base_url)
+    verdicts = check_many((f.secret for f in result.findings), base_url=config.base_url)
+    admin = admin_client(config) if any(v.status.is_live for v in verdicts.values()) else None
+    keymap = None
+    if admin is not None:
+        from keysentry.verify.spend import KeyMap
+
+        keymap = KeyMap(admin)
+    live = False
+    for index, finding in enumerate(result.findings):
+        verdict = verdicts[finding.fingerprint]
+        info: dict[str, Any] = {"status": verdict.status.value, "detail": verdict.detail}
+        if verdict.status.is_live:
+            live = True
+            matches = keymap.match(finding.secret) if keymap else []
+            if len(matches) == 1:
+                record = matches[0]
+                info.update({
+                    "project_id": record.project_id, "key_id": record.id,
+                    "revoke": f"DELETE /v1/organization/projects/{record.project_id}/api_keys/"
+                              f"{record.id}",
+                    "revoke_command": f"keysentry revoke --project {record.project_id} "
+                                      f"--key-id {record.id}",
+                })  # fmt: skip
+        result.findings[index] = finding._replace(
+            provenance={**finding.provenance, "verification": info}
+        )
+    return live
+
+
+def revoke(project: str, key_id: str, yes: bool, base_url: str | None) -> int:
+    admin = admin_client(settings(base_url))
+    if admin is None:
+        raise ConfigError("revoking needs an admin key: [verify].admin_key or OPENAI_ADMIN_KEY")
+    if not yes:
+        if not sys.stdin or not sys.stdin.isatty():
+            raise InputError("refusing to revoke without confirmation: pass --yes")
+        answer = input(f"Revoke {key_id} of {project}? Applications using it stop working. "
+                       "Type 'revoke' to confirm: ")  # fmt: skip
+        if answer.strip() != "revoke":
+            print("keysentry: not revoked", file=sys.stderr)
+            return int(ExitCode.FINDINGS)
+    admin.call(
+        lambda sdk: sdk.admin.organization.projects.api_keys.delete(key_id, project_id=project)
+    )
+    print(f"keysentry: revoked {key_id} of {project}")
+    return int(ExitCode.CLEAN)

@@ -1,0 +1,100 @@
+"""Is a key live? One unbilled call per distinct key, classified by status, code and body.
+
+`GET /models` for project, service-account and user keys; `GET /organization/admin_api_keys`
+for admin keys (they have no `api.model.read`). A 401 is not always a dead key: a restricted
+key missing a scope gets 401 with `code: null` and "Missing scopes", and is live.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, NamedTuple
+
+from keysentry.scanner.findings import fingerprint
+from keysentry.secret import Secret
+from keysentry.verify.client import (
+    BILLING_CODES,
+    ApiClient,
+    CircuitOpen,
+    error_code,
+    error_message,
+)
+
+
+class Status(str, enum.Enum):
+    LIVE = "live"
+    LIVE_RESTRICTED = "live-restricted"
+    INVALID = "invalid"
+    MISMATCHED_PROJECT = "mismatched-project"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_live(self) -> bool:
+        return self in (Status.LIVE, Status.LIVE_RESTRICTED)
+
+
+class Verdict(NamedTuple):
+    fingerprint: str
+    redacted: str
+    status: Status
+    detail: str
+    project: str | None = None  # from the `openai-project` header, when the API sends it
+    request_id: str | None = None
+
+
+def check(key: Secret, *, base_url: str | None = None, timeout: float = 10.0) -> Verdict:
+    import openai
+
+    admin = key.reveal().startswith("sk-admin-")
+    print_id = fingerprint(key.reveal())
+
+    def verdict(status: Status, detail: str, **extra: Any) -> Verdict:
+        return Verdict(print_id, key.redacted, status, detail, **extra)
+
+    try:
+        client = ApiClient(key, admin=admin, base_url=base_url, timeout=timeout)
+        if admin:
+            client.call(lambda sdk: sdk.admin.organization.admin_api_keys.list(limit=1))
+            return verdict(Status.LIVE, "the Admin API accepts it")
+        raw = client.call(lambda sdk: sdk.models.with_raw_response.list())
+        return verdict(Status.LIVE, "GET /models answered 200",
+                       project=raw.headers.get("openai-project"),
+                       request_id=raw.headers.get("x-request-id"))  # fmt: skip
+    except CircuitOpen as exc:
+        return verdict(Status.UNKNOWN, str(exc))
+    except openai.APIStatusError as exc:
+        status, detail = classify(exc)
+        return verdict(status, detail, request_id=exc.request_id)
+    except openai.APIError as exc:
+        return verdict(Status.UNKNOWN, f"no answer: {type(exc).__name__}")
+
+
+def classify(exc: Any) -> tuple[Status, str]:
+    code, message, status = error_code(exc), error_message(exc), exc.status_code
+    if status in (401, 403) and "Missing scopes" in message:
+        found = re.search(r"Missing scopes:\s*(.+?)\.(?:\s|$)", message)
+        scopes = found.group(1) if found else "some scopes"
+        return Status.LIVE_RESTRICTED, f"live, restricted: lacks {scopes}"
+    if code == "mismatched_project":
+        return Status.MISMATCHED_PROJECT, "the key belongs to another project"
+    if status == 401:
+        reason = "deactivated" if "deactivated" in message else (code or "unauthorized")
+        return Status.INVALID, f"refused: {reason}"
+    if status == 429 and (code in BILLING_CODES or getattr(exc, "type", None) in BILLING_CODES):
+        return Status.LIVE, f"live, but blocked by billing: {code}"
+    return Status.UNKNOWN, f"HTTP {status} after retries: {message[:120]}"
+
+
+def check_many(
+    keys: Iterable[Secret], *, base_url: str | None = None, concurrency: int = 8
+) -> dict[str, Verdict]:
+    """A verdict per distinct key (by fingerprint), checked concurrently, each once."""
+    distinct = {fingerprint(k.reveal()): k for k in keys}
+    if not distinct:
+        return {}
+    with ThreadPoolExecutor(min(concurrency, len(distinct))) as pool:
+        verdicts = pool.map(lambda k: check(k, base_url=base_url), distinct.values())
+        return {v.fingerprint: v for v in verdicts}

@@ -1,0 +1,328 @@
+"""The verifier against the project's OpenAI API server, through the real openai SDK:
+liveness for every key state, retries, the circuit breaker, spend, isolation, the CLI."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from conftest import GitRepo
+from keygen import key_of
+from keysentry import loader
+from keysentry.scanner.keys import KeyKind
+from keysentry.secret import Secret
+from keysentry.verify import client as api
+from keysentry.verify.client import ApiClient, CircuitBreaker, CircuitOpen
+from keysentry.verify.liveness import Status, check, check_many, classify
+from keysentry.verify.spend import KeyMap, redacted_match, spend
+from servers.openai_api import DAY, OpenAIServer, Spend, error
+from stores import write_config
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
+    running = OpenAIServer().start()
+    monkeypatch.setenv("OPENAI_BASE_URL", running.base_url)
+    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    api._breakers.clear()
+    yield running
+    running.stop()
+
+
+def live_key(server: OpenAIServer, rng: random.Random, project: str = "proj_a",
+             **options: Any) -> str:  # fmt: skip
+    server.org.project(project)
+    value = key_of(KeyKind.PROJECT, rng).key
+    server.org.add_key(value, project, **options)
+    return value
+
+
+def test_every_key_state_is_classified(server: OpenAIServer, rng: random.Random) -> None:
+    live = live_key(server, rng)
+    restricted = live_key(server, rng, restricted=True)
+    unknown = key_of(KeyKind.PROJECT, rng).key
+    admin = key_of(KeyKind.ADMIN, rng).key
+    server.org.add_key(admin, None)
+    results = {name: check(Secret(value)) for name, value in
+               (("live", live), ("restricted", restricted), ("unknown", unknown),
+                ("admin", admin))}  # fmt: skip
+    assert results["live"].status is Status.LIVE and results["live"].project == "proj_a"
+    assert results["restricted"].status is Status.LIVE_RESTRICTED
+    assert "api.model.read" in results["restricted"].detail
+    assert results["unknown"].status is Status.INVALID
+    assert results["unknown"].detail == "refused: invalid_api_key"
+    assert results["admin"].status is Status.LIVE
+    for value, verdict in zip((live, restricted, unknown, admin), results.values(), strict=True):
+        assert value not in repr(verdict)
+
+
+def test_mismatched_project_is_its_own_verdict(server: OpenAIServer, rng: random.Random) -> None:
+    value = live_key(server, rng)
+    sdk = openai.OpenAI(api_key=value, base_url=server.base_url, project="proj_other",
+                        max_retries=0)  # fmt: skip
+    with pytest.raises(openai.AuthenticationError) as caught:
+        sdk.models.list()
+    assert classify(caught.value)[0] is Status.MISMATCHED_PROJECT
+
+
+def test_project_variables_in_the_environment_do_not_leak_into_headers(
+    server: OpenAIServer, rng: random.Random, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = live_key(server, rng)
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_from_some_other_app")
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-other")
+    assert check(Secret(value)).status is Status.LIVE
+
+
+def test_a_billing_429_is_live_and_not_retried(server: OpenAIServer, rng: random.Random) -> None:
+    value = live_key(server, rng)
+    body = error("You exceeded your current quota.", "insufficient_quota", "insufficient_quota")
+    server.inject("/v1/models", 429, body, times=3)
+    verdict = check(Secret(value))
+    assert verdict.status is Status.LIVE and "billing" in verdict.detail
+    assert server.requests["GET /v1/models"] == 1
+
+
+def test_a_429_storm_is_retried_with_retry_after_then_unknown(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    body = error("Rate limit reached", "requests", "rate_limit_exceeded")
+    server.inject("/v1/models", 429, body, {"Retry-After": "0.02"}, times=5)
+    slept: list[float] = []
+    client = ApiClient(Secret(value), attempts=3, sleep=slept.append)
+    with pytest.raises(openai.RateLimitError):
+        client.call(lambda sdk: sdk.models.list())
+    assert slept == [0.02, 0.02] and server.requests["GET /v1/models"] == 3
+    server.injected.clear()
+    server.inject("/v1/models", 429, body, {"Retry-After": "600"})
+    with pytest.raises(openai.RateLimitError):  # too long to wait: reported, not slept
+        ApiClient(Secret(value), sleep=slept.append).call(lambda sdk: sdk.models.list())
+    assert len(slept) == 2
+
+
+def test_5xx_runs_recover_within_the_retry_budget(server: OpenAIServer, rng: random.Random) -> None:
+    value = live_key(server, rng)
+    server.inject("/v1/models", 503, times=2)
+    client = ApiClient(Secret(value), sleep=lambda s: None)
+    assert len(client.call(lambda sdk: sdk.models.list()).data) == 2
+    assert server.requests["GET /v1/models"] == 3
+
+
+def test_no_retry_on_401_400_403(server: OpenAIServer, rng: random.Random) -> None:
+    client = ApiClient(Secret(key_of(KeyKind.PROJECT, rng).key), sleep=lambda s: None)
+    with pytest.raises(openai.AuthenticationError):
+        client.call(lambda sdk: sdk.models.list())
+    assert server.requests["GET /v1/models"] == 1
+
+
+def test_timeouts_and_dropped_connections_are_unknown(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    server.delay = 0.5
+    verdict = check(Secret(value), timeout=0.1)
+    assert verdict.status is Status.UNKNOWN and "APITimeoutError" in verdict.detail
+    server.delay = 0.0
+    api._breakers.clear()
+    server.drop = True
+    assert check(Secret(value)).status is Status.UNKNOWN
+
+
+def test_the_circuit_opens_fails_fast_and_half_opens(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    client = ApiClient(Secret(value), attempts=1, sleep=lambda s: None)
+    client.breaker = CircuitBreaker(threshold=3, cooldown=0.2)
+    server.inject("/v1/models", 500, times=3)
+    for _ in range(3):
+        with pytest.raises(openai.InternalServerError):
+            client.call(lambda sdk: sdk.models.list())
+    assert client.breaker.state == "open"
+    with pytest.raises(CircuitOpen):
+        client.call(lambda sdk: sdk.models.list())
+    assert server.requests["GET /v1/models"] == 3  # failing fast: no request
+    time.sleep(0.25)
+    assert client.breaker.state == "half-open"
+    client.call(lambda sdk: sdk.models.list())  # the trial succeeds
+    assert client.breaker.state == "closed"
+
+
+def test_each_distinct_key_is_checked_once(server: OpenAIServer, rng: random.Random) -> None:
+    value = live_key(server, rng)
+    verdicts = check_many([Secret(value)] * 5 + [Secret(key_of(KeyKind.PROJECT, rng).key)])
+    assert len(verdicts) == 2 and server.requests["GET /v1/models"] == 2
+
+
+def test_health_reports_without_spending(server: OpenAIServer, rng: random.Random) -> None:
+    value = live_key(server, rng)
+    assert api.health(Secret(value))["status"] == "ok"
+    assert api.health(Secret(key_of(KeyKind.PROJECT, rng).key))["status"] == "down"
+
+
+def test_redacted_values_match_both_forms(rng: random.Random) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    assert redacted_match(key[:8] + "*" * (len(key) - 12) + key[-4:], key)
+    assert not redacted_match(key[:8] + "*" * (len(key) - 13) + key[-4:], key)  # length
+    assert redacted_match(f"{key[:6]}...{key[-3:]}", key)
+    assert not redacted_match(f"{key[:6]}...zzz", key)
+
+
+@pytest.fixture
+def org(server: OpenAIServer, rng: random.Random) -> dict[str, Any]:
+    """An organization: production alone in its project, staging sharing one with 120 others
+    (two pages of listing), an admin key; spend this month."""
+    now = int(time.time())
+    today = now - now % DAY
+    prod = live_key(server, rng, "proj_prod", id="key_prod")
+    staging = live_key(server, rng, "proj_shared", id="key_staging")
+    for index in range(120):
+        server.org.add_key(key_of(KeyKind.PROJECT, rng).key, "proj_shared", id=f"key_o{index}")
+    admin = key_of(KeyKind.ADMIN, rng).key
+    server.org.add_key(admin, None, id="key_admin")
+    server.org.spend += [
+        Spend(today, "key_prod", "proj_prod", 12.5),
+        Spend(today - DAY, "key_prod", "proj_prod", 30.0),
+        Spend(today, "key_staging", "proj_shared", 1.0, "gpt-4o-mini", 1_000_000, 1_000_000),
+        Spend(today, "key_o1", "proj_shared", 99.0, "gpt-4o", 5, 5),
+    ]
+    return {"prod": prod, "staging": staging, "admin": admin, "since": today - 2 * DAY}
+
+
+def test_the_admin_listing_maps_keys_and_spend_falls_back(
+    server: OpenAIServer, org: dict[str, Any]
+) -> None:
+    admin = ApiClient(Secret(org["admin"]), admin=True)
+    keymap = KeyMap(admin)
+    assert len(keymap.records) == 122
+    (prod,) = keymap.match(Secret(org["prod"]))
+    (staging,) = keymap.match(Secret(org["staging"]))
+    assert (prod.id, prod.project_id) == ("key_prod", "proj_prod")
+    prod_spend = spend(admin, prod, keymap.keys_in("proj_prod"), org["since"])
+    assert (prod_spend.usd, prod_spend.method) == (42.5, "project costs")  # per-key: 400
+    staging_spend = spend(admin, staging, keymap.keys_in("proj_shared"), org["since"])
+    assert staging_spend.method == "estimate"
+    assert staging_spend.usd == pytest.approx(0.75)  # 1M in x 0.15 + 1M out x 0.60
+    assert server.requests["GET /v1/organization/costs"] == 3  # 400, project; 400
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KEYSENTRY_ENV", raising=False)
+    loader.configure(None)
+    yield tmp_path
+    loader.configure(None)
+
+
+def environments(directory: Path, keys: dict[str, str], threshold: float | None) -> None:
+    table = {}
+    for env, value in keys.items():
+        (directory / f".env.{env}").write_text(f"OPENAI_API_KEY={value}\n")
+        table[env] = {"OPENAI_API_KEY": f"dotenv://.env.{env}#OPENAI_API_KEY"}
+    write_config(directory, table)
+    if threshold is not None:
+        with open(directory / "keysentry.toml", "a") as handle:
+            handle.write(f"[verify]\nspend_threshold_usd = {threshold}\n")
+
+
+def test_verify_passes_for_live_isolated_keys_within_budget(
+    server: OpenAIServer, org: dict[str, Any], project: Path, cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    environments(project, {"production": org["prod"]}, threshold=100.0)
+    result = cli("verify", "--format", "json", "--no-history")
+    document = result.json()
+    assert result.code == 0, result.out
+    production = document["environments"]["production"]
+    assert production["liveness"] == "live" and production["key_id"] == "key_prod"
+    assert production["spend_usd"] == 42.5
+    assert org["prod"] not in result.out + result.err
+
+
+def test_verify_fails_over_budget_shared_or_leaked_keys(
+    server: OpenAIServer, org: dict[str, Any], project: Path, cli: Any,
+    monkeypatch: pytest.MonkeyPatch, rng: random.Random,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    dead = key_of(KeyKind.PROJECT, rng).key
+    environments(project, {"production": org["prod"], "staging": org["prod"],
+                           "development": dead}, threshold=10.0)  # fmt: skip
+    GitRepo(project)("init", "-q")
+    gitrepo = GitRepo(project)
+    gitrepo.commit("oops", **{"notes.txt": f"prod key {org['prod']}\n"})
+    result = cli("verify")
+    assert result.code == 1
+    failed = {tuple(line.split()[:2]) for line in result.out.splitlines() if " FAILED " in line}
+    assert ("production", "spend") in failed
+    assert ("production", "distinct") in failed  # staging holds the same key
+    assert ("production", "production") in failed  # ... so the production key is elsewhere
+    assert ("production", "not") in failed  # and it is in the git history
+    assert ("development", "live") in failed
+    assert org["prod"] not in result.out + result.err and dead not in result.out
+
+
+def test_verify_without_an_admin_key_reports_unknown_not_pass(
+    server: OpenAIServer, org: dict[str, Any], project: Path, cli: Any
+) -> None:
+    environments(project, {"production": org["prod"]}, threshold=None)
+    result = cli("verify", "--no-history")
+    assert result.code == 1
+    assert any("spend" in line and "unknown" in line for line in result.out.splitlines())
+
+
+def test_scan_verify_reports_live_leaks_with_the_revoke_call(
+    server: OpenAIServer, org: dict[str, Any], tmp_path: Path, cli: Any,
+    monkeypatch: pytest.MonkeyPatch, rng: random.Random,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    dead = key_of(KeyKind.PROJECT, rng).key
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "live.py").write_text(f"K = '{org['prod']}'\n")
+    (tree / "dead.py").write_text(f"K = '{dead}'\n")
+    result = cli("scan", "--verify", "--format", "json", str(tree))
+    assert result.code == 3
+    by_file = {Path(f["path"]).name: f["verification"] for f in result.json()["findings"]}
+    assert by_file["dead.py"]["status"] == "invalid"
+    assert by_file["live.py"]["status"] == "live"
+    assert (
+        by_file["live.py"]["revoke"]
+        == "DELETE /v1/organization/projects/proj_prod/api_keys/key_prod"
+    )
+    (tree / "live.py").unlink()
+    assert cli("scan", "--verify", "--fail-on", "live", str(tree)).code == 0
+    assert cli("scan", "--fail-on", "live", str(tree)).code == 2
+
+
+def test_revoke_needs_confirmation_and_then_revokes(
+    server: OpenAIServer, org: dict[str, Any], cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    refused = cli("revoke", "--project", "proj_prod", "--key-id", "key_prod")
+    assert refused.code == 2 and "pass --yes" in refused.err
+    assert cli("revoke", "--project", "proj_prod", "--key-id", "key_prod", "--yes").code == 0
+    assert check(Secret(org["prod"])).status is Status.INVALID
+    missing = cli("revoke", "--project", "proj_prod", "--key-id", "key_nope", "--yes")
+    assert missing.code == 2 and "HTTP 404" in missing.err
+
+
+def test_text_output_shows_the_verification(
+    server: OpenAIServer, org: dict[str, Any], tmp_path: Path, cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    (tmp_path / "k.py").write_text(f"K = '{org['prod']}'\n")
+    result = cli("scan", "--verify", str(tmp_path / "k.py"))
+    assert "verified live" in result.out and "keysentry revoke --project proj_prod" in result.out
+    assert json.dumps(org["prod"])[1:-1] not in result.out
