@@ -275,6 +275,70 @@ def revoke_command(project: str, key_id: str, yes: bool, base_url: str | None) -
     return api_call(lambda: verify.revoke(project, key_id, yes, base_url))
 
 
+@cli.group("migrate")
+def migrate_group() -> None:
+    """Move keys out of code and .env files into secret stores, and between stores."""
+
+
+@migrate_group.command("plan")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.option("--env", "env", metavar="ENV", help="The environment of keys whose file names none.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+def migrate_plan(path: str, env: str | None, fmt: str) -> int:
+    """Show, redacted, where each key in PATH would go and how its source would change."""
+    from keysentry.commands import migrate
+
+    return migrate.plan(path, env, fmt)
+
+
+@migrate_group.command("apply")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+@click.option("--env", "env", metavar="ENV", help="The environment of keys whose file names none.")
+@click.option("--overwrite", is_flag=True, help="Replace a different value already stored.")
+def migrate_apply(path: str, env: str | None, overwrite: bool) -> int:
+    """Store each key, read it back, then rewrite the sources (journaled)."""
+    from keysentry.commands import migrate
+
+    return migrate.apply(path, env, overwrite)
+
+
+@migrate_group.command("resume")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+def migrate_resume(path: str) -> int:
+    """Finish an interrupted migrate apply."""
+    from keysentry.commands import migrate
+
+    return migrate.resume(path)
+
+
+@migrate_group.command("rollback")
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
+def migrate_rollback(path: str) -> int:
+    """Put the sources back as they were before migrate apply (keys from their stores)."""
+    from keysentry.commands import migrate
+
+    return migrate.rollback(path)
+
+
+@migrate_group.command("copy")
+@click.option("--from", "source", metavar="REF", help="The secret to copy.")
+@click.option("--to", "destination", metavar="REF", help="Where to copy it.")
+@click.option("--env", "env", metavar="ENV", help="Copy every name of ENV ...")
+@click.option("--to-provider", metavar="SCHEME", help="... to this store ([migrate.templates]).")
+@click.option("--overwrite", is_flag=True, help="Replace a different value already stored.")
+def migrate_copy(
+    source: str | None,
+    destination: str | None,
+    env: str | None,
+    to_provider: str | None,
+    overwrite: bool,
+) -> int:
+    """Copy secrets between stores, reading each back."""
+    from keysentry.commands import migrate
+
+    return migrate.copy(source, destination, env, to_provider, overwrite)
+
+
 def api_call(action: Callable[[], int]) -> int:
     """Run an action that calls the OpenAI API; its SDK's errors become keysentry's."""
     import openai

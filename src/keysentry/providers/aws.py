@@ -69,6 +69,9 @@ def _translated(ref: SecretRef) -> Iterator[None]:
             raise AccessDenied(text) from None
         if code in _CONFLICT:
             raise SecretConflict(text) from None
+        if code == "InvalidRequestException" and "deleted" in message.lower():
+            raise SecretConflict(f"{text}; restore it (restore-secret) or wait until the "
+                                 "deletion completes") from None  # fmt: skip
         if code in _UNAVAILABLE:
             raise ProviderUnavailable(text) from None
         raise ProviderError(text) from None

@@ -1,0 +1,110 @@
+"""`keysentry migrate plan | apply | resume | rollback | copy`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from keysentry import loader
+from keysentry.config import DEFAULT_MAX_FILE_SIZE
+from keysentry.errors import ConfigError, ExitCode
+from keysentry.migrate.plan import Plan, make_plan
+
+_DEFAULT_TEMPLATES = {"aws-sm": "aws-sm://{env}/openai#{name}",
+                      "vault": "vault://secret/{env}/openai#{name}"}  # fmt: skip
+
+
+def _report(line: str) -> None:
+    print(f"keysentry: {line}")
+
+
+def _plan(root: str, env: str | None) -> Plan:
+    return make_plan(root, loader.current_config(), env, DEFAULT_MAX_FILE_SIZE)
+
+
+def plan(root: str, env: str | None, fmt: str) -> int:
+    result = _plan(root, env)
+    if fmt == "json":
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        for item in result.items:
+            print(f"{item.path}:{item.line}: {item.secret.redacted} -> {item.destination} "
+                  f"({item.env}/{item.name}; {item.action}: {item.note})")  # fmt: skip
+        for conflict in result.conflicts:
+            print(f"CONFLICT {conflict}")
+        if not result.items:
+            print("keysentry: no key to move", file=sys.stderr)
+    return int(ExitCode.FINDINGS if result.conflicts else ExitCode.CLEAN)
+
+
+def apply(root: str, env: str | None, overwrite: bool) -> int:
+    from keysentry.migrate.apply import apply as run_apply
+    from keysentry.migrate.apply import refuse_if_interrupted
+
+    refuse_if_interrupted(Path(root))
+    result = _plan(root, env)
+    if not result.items:
+        print("keysentry: no key to move", file=sys.stderr)
+        return int(ExitCode.CLEAN)
+    run_apply(Path(root), result, env=env, overwrite=overwrite, report=_report,
+              config_path=loader.current_config().path)  # fmt: skip
+    _after(result)
+    return int(ExitCode.CLEAN)
+
+
+def resume(root: str) -> int:
+    from keysentry.migrate.apply import Journal
+    from keysentry.migrate.apply import resume as run_resume
+
+    journal = Journal.load(Path(root))
+    env = journal.data.get("env") if journal else None
+    result = _plan(root, env)
+    run_resume(Path(root), result, report=_report, config_path=loader.current_config().path)
+    _report("the interrupted migration is finished")
+    return int(ExitCode.CLEAN)
+
+
+def rollback(root: str) -> int:
+    from keysentry.migrate.apply import rollback as run_rollback
+
+    run_rollback(Path(root), _report)
+    _report("sources restored; the stored secrets were left in their stores")
+    return int(ExitCode.CLEAN)
+
+
+def copy(source: str | None, destination: str | None, env: str | None,
+         to_provider: str | None, overwrite: bool) -> int:  # fmt: skip
+    from keysentry.migrate.apply import copy as run_copy
+
+    if source and destination:
+        run_copy(source, destination, overwrite=overwrite, report=_report)
+        return int(ExitCode.CLEAN)
+    if not (env and to_provider):
+        raise ConfigError("copy takes --from REF --to REF, or --env ENV --to-provider P")
+    config = loader.current_config()
+    templates = config.raw.get("migrate", {}).get("templates", {})
+    template = templates.get(to_provider) or _DEFAULT_TEMPLATES.get(to_provider)
+    if not template:
+        raise ConfigError(f"no destination template for {to_provider}: set [migrate.templates] "
+                          f'{to_provider} = "{to_provider}://...{{env}}...{{name}}"')  # fmt: skip
+    table = loader.environments(config)
+    if env not in table:
+        raise ConfigError(f"no environment {env!r} (known: {', '.join(sorted(table))})")
+    for name, ref in sorted(table[env].items()):
+        run_copy(ref, template.format(env=env, name=name), overwrite=overwrite, report=_report)
+    return int(ExitCode.CLEAN)
+
+
+def _after(result: Plan) -> None:
+    print(
+        "keysentry: the keys are out of the files, but still in git history and in every clone: "
+        "rotate them. To check:\n"
+        "  keysentry scan --history          # where each key still is in history\n"
+        "  keysentry scan --history --verify  # and whether it is live\n"
+        "  keysentry revoke --project ... --key-id ...  # then revoke the old key",
+        file=sys.stderr,
+    )
+    manual = [i for i in result.items if i.action == "manual"]
+    for item in manual:
+        print(f"keysentry: {item.path}:{item.line}: {item.note}", file=sys.stderr)
