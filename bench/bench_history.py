@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import betterleaks, keysentry, median_seconds, peak_memory_mb, table
+from common import betterleaks_command, keysentry, median_seconds, peak_memory_mb, table
 from synthetic_repo import build
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="keysentry-bench-"))
     repo = work / "repo"
     planted = build(repo, commits=args.commits)
-    ks, bl = keysentry(), betterleaks()
+    ks = keysentry()
     cache = repo / ".git" / "keysentry"
 
     def cold() -> None:
@@ -42,21 +42,7 @@ def main() -> None:
 
     history = [*ks, "scan", "--history", "-q", "."]
     report = work / "betterleaks.json"
-    bl_history = [
-        bl,
-        "git",
-        ".",
-        "--isolate-rule",
-        "openai-api-key",
-        "-s",
-        "--exit-code",
-        "0",
-        "-l",
-        "error",
-        "--no-color",
-        "-o",
-        str(report),
-    ]
+    bl_history = betterleaks_command("git", ".", "-o", str(report))
     floor = ["sh", "-c", "git cat-file --batch-all-objects --batch --unordered > /dev/null"]
 
     cold()
@@ -127,20 +113,7 @@ def main() -> None:
         (
             "betterleaks git --staged (openai rule)",
             median_seconds(
-                [
-                    bl,
-                    "git",
-                    ".",
-                    "--staged",
-                    "--isolate-rule",
-                    "openai-api-key",
-                    "-s",
-                    "--exit-code",
-                    "0",
-                    "-l",
-                    "error",
-                    "--no-color",
-                ],
+                betterleaks_command("git", ".", "--staged"),
                 args.runs * 3,
                 repo,
             ),

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import betterleaks, keysentry, median_seconds, table
+from common import betterleaks_command, keysentry, median_seconds, table
 from project_snapshot import snapshot
 from synthetic_repo import build
 
@@ -68,20 +68,7 @@ def main() -> None:
         (
             "betterleaks git --staged (openai rule)",
             median_seconds(
-                [
-                    betterleaks(),
-                    "git",
-                    ".",
-                    "--staged",
-                    "--isolate-rule",
-                    "openai-api-key",
-                    "-s",
-                    "--exit-code",
-                    "0",
-                    "-l",
-                    "error",
-                    "--no-color",
-                ],
+                betterleaks_command("git", ".", "--staged"),
                 args.runs,
                 repo,
             ),

@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from common import (
-    betterleaks,
+    betterleaks_command,
     key_lines,
     keysentry,
     median_seconds,
@@ -57,21 +57,7 @@ def main() -> None:
     report = work / "betterleaks.json"
     commands = {
         "keysentry scan": [*keysentry(), "scan", "-q", str(tree)],
-        "betterleaks fs (openai rule)": [
-            betterleaks(),
-            "fs",
-            str(tree),
-            "--isolate-rule",
-            "openai-api-key",
-            "-s",
-            "--exit-code",
-            "0",
-            "-l",
-            "error",
-            "--no-color",
-            "-o",
-            str(report),
-        ],
+        "betterleaks fs (openai rule)": betterleaks_command("fs", str(tree), "-o", str(report)),
         "rg -c T3BlbkFJ (floor)": [ripgrep(), "-c", "T3BlbkFJ", str(tree)],
         "python -c pass (interpreter start-up)": [sys.executable, "-c", "pass"],
         "keysentry --version (start-up)": [*keysentry(), "--version"],

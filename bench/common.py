@@ -46,6 +46,13 @@ def betterleaks() -> str:
     return str(binary)
 
 
+def betterleaks_command(*args: str) -> list[str]:
+    """betterleaks restricted to its OpenAI rule, quiet, never failing on findings."""
+    quiet = ["--isolate-rule", "openai-api-key", "-s", "--exit-code", "0", "-l", "error",
+             "--no-color"]  # fmt: skip
+    return [betterleaks(), *args, *quiet]
+
+
 def ripgrep() -> str:
     found = shutil.which("rg")
     if found is None:

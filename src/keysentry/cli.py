@@ -132,18 +132,14 @@ def scan(paths: tuple[str, ...], **options: object) -> int:
     return run(list(paths), ScanOptions.from_click(options))
 
 
-_HOOKS = click.Choice(["pre-commit", "pre-push"])
+def _pre_push_option(help: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
+    return click.option("--pre-push", "hook", flag_value="pre-push", default="pre-commit",
+                        help=help)  # fmt: skip
 
 
 @cli.command("install-hook")
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
-@click.option(
-    "--pre-push",
-    "hook",
-    flag_value="pre-push",
-    default="pre-commit",
-    help="Install the pre-push hook (scans the pushed commits) instead.",
-)
+@_pre_push_option("Install the pre-push hook (scans the pushed commits) instead.")
 def install_hook(path: str, hook: str) -> int:
     """Install a plain git hook (pre-commit by default) in the repository at PATH."""
     from keysentry.commands import hooks
@@ -154,13 +150,7 @@ def install_hook(path: str, hook: str) -> int:
 
 @cli.command("uninstall-hook")
 @click.argument("path", default=".", type=click.Path(file_okay=False, path_type=str))
-@click.option(
-    "--pre-push",
-    "hook",
-    flag_value="pre-push",
-    default="pre-commit",
-    help="Remove the pre-push hook instead.",
-)
+@_pre_push_option("Remove the pre-push hook instead.")
 def uninstall_hook(path: str, hook: str) -> int:
     """Remove keysentry's git hook and restore the hook it chained, if any."""
     from keysentry.commands import hooks
