@@ -112,3 +112,20 @@ def test_outside_a_repository_is_a_clear_error(tmp_path: Any, cli: Any) -> None:
     result = cli("scan", "--staged", str(tmp_path))
     assert result.code == 2
     assert result.err.strip() == f"keysentry: error: {tmp_path} is not inside a git repository"
+
+
+def test_the_hook_path_imports_no_sdk(gitrepo: GitRepo) -> None:
+    """The pre-commit hook runs on every commit: boto3, hvac, azure and openai stay unloaded."""
+    import subprocess
+    import sys
+
+    gitrepo.write("a.py", "x = 1\n")
+    gitrepo("add", "a.py")
+    probe = (
+        "import sys; from keysentry.cli import main; main(['scan', '--staged', '-q', sys.argv[1]]);"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'boto3', 'botocore', 'hvac', 'azure', 'openai', 'httpx2', 'requests'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(gitrepo.path)], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.strip() == "[]"

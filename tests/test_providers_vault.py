@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from typing import Any
 
@@ -125,3 +126,21 @@ def test_errors_missing_denied_and_down(vault: Any, monkeypatch: pytest.MonkeyPa
         vault_get(f"vault://secret/{path}#a")
     with pytest.raises(ProviderUnavailable):
         vault_get(f"vault://secret/{path}#a?addr=http://127.0.0.1:{free_port()}")
+
+
+def test_a_slow_vault_times_out_as_unavailable(vault: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    try:
+        monkeypatch.setenv("VAULT_CLIENT_TIMEOUT", "0.3")
+        monkeypatch.setenv("VAULT_ADDR", f"http://127.0.0.1:{silent.getsockname()[1]}")
+        provider._clients.clear()
+        started = time.monotonic()
+        with pytest.raises(ProviderUnavailable, match="did not answer"):
+            vault_get("vault://secret/slow#x")
+        assert time.monotonic() - started < 5
+    finally:
+        silent.close()

@@ -1,7 +1,8 @@
 """`vault://MOUNT/PATH#FIELD`: HashiCorp Vault (or OpenBao) KV, through hvac.
 
 Options: `addr` (else VAULT_ADDR), `namespace` (else VAULT_NAMESPACE, which hvac itself does
-not read), `version` (KV v2), `kv` (`2`, the default, or `1`). Authentication, from the
+not read), `version` (KV v2), `kv` (`2`, the default, or `1`). Requests time out after
+VAULT_CLIENT_TIMEOUT seconds (10 by default). Authentication, from the
 environment: VAULT_TOKEN; else AppRole (VAULT_ROLE_ID and VAULT_SECRET_ID, mount
 VAULT_APPROLE_MOUNT or `approle`); else Kubernetes (VAULT_K8S_ROLE, the service account token
 at VAULT_K8S_TOKEN_PATH or the standard path, mount VAULT_K8S_MOUNT or `kubernetes`). The
@@ -56,8 +57,10 @@ def _client(ref: SecretRef) -> Any:
         if key not in _clients:
             import hvac
 
+            # VAULT_CLIENT_TIMEOUT is the Vault CLI's own variable for the same setting.
+            timeout = float(os.environ.get("VAULT_CLIENT_TIMEOUT") or _TIMEOUT)
             client = hvac.Client(url=addr, token=os.environ.get("VAULT_TOKEN") or None,
-                                 namespace=namespace, timeout=_TIMEOUT)  # fmt: skip
+                                 namespace=namespace, timeout=timeout)  # fmt: skip
             with _translated(ref):
                 _log_in(client)
             _clients[key] = client
