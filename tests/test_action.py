@@ -166,12 +166,26 @@ def test_fail_on_never_reports_without_failing(leaky: tuple[GitRepo, str, str, s
     assert run.code == 0 and run.outputs["findings"] == "1"
 
 
-def test_fail_on_live_is_refused_until_verification_exists(
-    leaky: tuple[GitRepo, str, str, str],
+def test_fail_on_live_fails_only_on_a_live_key(
+    leaky: tuple[GitRepo, str, str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo, before, after, _ = leaky
-    run = run_action(repo.path, "push", {"before": before, "after": after}, fail_on="live")
-    assert run.code == 2 and "needs key verification" in run.log
+    from keysentry.verify import client
+    from servers.openai_api import OpenAIServer
+
+    repo, before, after, key = leaky
+    api = OpenAIServer().start()
+    client._breakers.clear()
+    try:
+        monkeypatch.setenv("OPENAI_BASE_URL", api.base_url)
+        dead = run_action(repo.path, "push", {"before": before, "after": after}, fail_on="live")
+        assert dead.code == 0 and "verified invalid" in dead.log
+        api.org.project("proj_app")
+        api.org.add_key(key, "proj_app")
+        live = run_action(repo.path, "push", {"before": before, "after": after}, fail_on="live")
+        assert live.code == 3 and "verified live" in live.log
+        assert key not in live.log + live.summary
+    finally:
+        api.stop()
 
 
 def test_annotations_stop_at_ten_and_the_rest_are_in_the_summary(

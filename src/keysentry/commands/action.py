@@ -4,7 +4,8 @@ It picks what to scan from the event (push: before..after, a new branch or a for
 included; pull_request: base..head; schedule, workflow_dispatch and anything else: the whole
 history), writes annotations (the first ten; GitHub drops the rest), a step summary table, a
 SARIF file for `github/codeql-action/upload-sarif` and the `findings` output, and fails as
-`fail-on` says. It never writes a key anywhere: every output is redacted.
+`fail-on` says: `any` finding (exit 1), only a `live` key (checked against the OpenAI API;
+exit 3), or `never`. It never writes a key anywhere: every output is redacted.
 """
 
 from __future__ import annotations
@@ -14,7 +15,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from keysentry.commands.scan import ScanOptions, execute, summarize, write_report
+from keysentry.commands.scan import (
+    LIVE_FINDINGS,
+    ScanOptions,
+    execute,
+    summarize,
+    write_report,
+)
 from keysentry.errors import ExitCode, InputError, KeysentryError
 from keysentry.scanner.pipeline import ScanResult
 from keysentry.scanner.report import FORMATS, render
@@ -68,16 +75,18 @@ def _event(environ: dict[str, str]) -> dict[str, Any]:
 
 def run(environ: dict[str, str]) -> int:
     fail_on = environ.get("KS_FAIL_ON") or "any"
+    live = False
     try:
-        if fail_on not in ("any", "never"):
-            if fail_on == "live":
-                raise InputError(
-                    "fail-on: live needs key verification, which this keysentry version does "
-                    "not have yet; use fail-on: any"
-                )
-            raise InputError(f"fail-on takes any or never, got {fail_on!r}")
+        if fail_on not in ("any", "live", "never"):
+            raise InputError(f"fail-on takes any, live or never, got {fail_on!r}")
         paths, options = scan_options(environ)
         result = execute(paths, options)
+        if fail_on == "live" and result.findings:
+            # Each key found is checked with one unbilled GET /models (OPENAI_BASE_URL).
+            from keysentry.cli import api_call
+            from keysentry.commands.verify import verify_findings
+
+            live = bool(api_call(lambda: int(verify_findings(result, None))))
     except KeysentryError as exc:
         print(f"::error title=keysentry::{escape_data(str(exc))}")
         print(f"keysentry: error: {exc}", file=sys.stderr)
@@ -86,6 +95,8 @@ def run(environ: dict[str, str]) -> int:
     summarize(result, options)
     _annotate(result)
     _write_outputs(result, environ)
+    if live:
+        return LIVE_FINDINGS
     if result.findings and fail_on == "any":
         return int(ExitCode.FINDINGS)
     return int(ExitCode.CLEAN)
