@@ -99,12 +99,8 @@ def current_config() -> Config:
 def resolve(name: str, env: str | None) -> Resolution:
     """The references `name` resolves to in `env`, validated, or a ConfigError saying why."""
     config = current_config()
-    table = environments(config)
     if env is not None:
-        if env not in table:
-            known = ", ".join(sorted(table)) or "none"
-            raise ConfigError(f"{_config_name(config)}: no environment {env!r} (known: {known})")
-        text = table[env].get(name)
+        text = environment(config, env).get(name)
         if text is not None:
             where = f"{_config_name(config)}: [environments.{env}].{name}"
             return Resolution(name, env, (parse_ref(text, where),))
@@ -129,6 +125,15 @@ def environments(config: Config) -> dict[str, dict[str, str]]:
             parse_ref(ref, f"{where}: [environments.{env}].{name}")
         table[str(env)] = {str(k): str(v) for k, v in names.items()}
     return table
+
+
+def environment(config: Config, env: str) -> dict[str, str]:
+    """One environment's NAME = "reference" table, or a ConfigError listing the known ones."""
+    table = environments(config)
+    if env not in table:
+        known = ", ".join(sorted(table)) or "none"
+        raise ConfigError(f"{_config_name(config)}: no environment {env!r} (known: {known})")
+    return table[env]
 
 
 def _settings(config: Config) -> tuple[float, float]:

@@ -88,10 +88,7 @@ def copy(source: str | None, destination: str | None, env: str | None,
     if not template:
         raise ConfigError(f"no destination template for {to_provider}: set [migrate.templates] "
                           f'{to_provider} = "{to_provider}://...{{env}}...{{name}}"')  # fmt: skip
-    table = loader.environments(config)
-    if env not in table:
-        raise ConfigError(f"no environment {env!r} (known: {', '.join(sorted(table))})")
-    for name, ref in sorted(table[env].items()):
+    for name, ref in sorted(loader.environment(config, env).items()):
         run_copy(ref, template.format(env=env, name=name), overwrite=overwrite, report=_report)
     return int(ExitCode.CLEAN)
 

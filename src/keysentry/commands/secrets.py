@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from keysentry import loader
-from keysentry.errors import ConfigError, ExitCode, ProviderError
+from keysentry.errors import ExitCode, ProviderError
 
 
 def get(name: str, env: str | None, reveal: bool) -> int:
@@ -42,14 +42,9 @@ def check(envs: list[str]) -> int:
     """Resolve every name of every environment (all of them by default) and say, redacted,
     which resolve; exit 1 if any does not."""
     config = loader.current_config()
-    table = loader.environments(config)
     failed = 0
-    for env in envs or sorted(table):
-        if env not in table:
-            known = ", ".join(sorted(table)) or "none"
-            print(f"keysentry: error: no environment {env!r} (known: {known})", file=sys.stderr)
-            return int(ExitCode.ERROR)
-        for name in sorted(table[env]):
+    for env in envs or sorted(loader.environments(config)):
+        for name in sorted(loader.environment(config, env)):
             try:
                 fetched = loader.fetch(name, env=env)
             except ProviderError as exc:
@@ -62,10 +57,6 @@ def check(envs: list[str]) -> int:
 
 def _names(env: str | None) -> list[str]:
     env = env or os.environ.get("KEYSENTRY_ENV") or None
-    table = loader.environments(loader.current_config())
     if env is None:
         return [loader.DEFAULT_NAME]
-    if env not in table:
-        known = ", ".join(sorted(table)) or "none"
-        raise ConfigError(f"no environment {env!r} (known: {known})")
-    return sorted(table[env])
+    return sorted(loader.environment(loader.current_config(), env))
