@@ -249,8 +249,9 @@ def verify_command(
     Exit codes: 0 every check passed, 1 a check failed or could not be decided, 2 error.
     """
     from keysentry.commands import verify
+    from keysentry.verify.client import translated
 
-    return api_call(lambda: verify.verify(list(envs), fmt, since, base_url, not no_history))
+    return translated(lambda: verify.verify(list(envs), fmt, since, base_url, not no_history))
 
 
 @cli.command("revoke")
@@ -261,8 +262,9 @@ def verify_command(
 def revoke_command(project: str, key_id: str, yes: bool, base_url: str | None) -> int:
     """Revoke a project API key with the Admin API (after confirmation)."""
     from keysentry.commands import verify
+    from keysentry.verify.client import translated
 
-    return api_call(lambda: verify.revoke(project, key_id, yes, base_url))
+    return translated(lambda: verify.revoke(project, key_id, yes, base_url))
 
 
 @cli.group("migrate")
@@ -327,18 +329,6 @@ def migrate_copy(
     from keysentry.commands import migrate
 
     return migrate.copy(source, destination, env, to_provider, overwrite)
-
-
-def api_call(action: Callable[[], int]) -> int:
-    """Run an action that calls the OpenAI API; its SDK's errors become keysentry's."""
-    import openai
-
-    from keysentry.verify.client import as_keysentry_error
-
-    try:
-        return action()
-    except openai.APIError as exc:
-        raise as_keysentry_error(exc) from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -83,10 +83,10 @@ def run(environ: dict[str, str]) -> int:
         result = execute(paths, options)
         if fail_on == "live" and result.findings:
             # Each key found is checked with one unbilled GET /models (OPENAI_BASE_URL).
-            from keysentry.cli import api_call
             from keysentry.commands.verify import verify_findings
+            from keysentry.verify.client import translated
 
-            live = bool(api_call(lambda: int(verify_findings(result, None))))
+            live = translated(lambda: verify_findings(result, None))
     except KeysentryError as exc:
         print(f"::error title=keysentry::{escape_data(str(exc))}")
         print(f"keysentry: error: {exc}", file=sys.stderr)

@@ -80,10 +80,10 @@ def run(paths: list[str], options: ScanOptions) -> int:
     result = execute(paths, options)
     live = False
     if options.verify_keys and result.findings:
-        from keysentry.cli import api_call
         from keysentry.commands.verify import verify_findings
+        from keysentry.verify.client import translated
 
-        live = bool(api_call(lambda: int(verify_findings(result, None))))
+        live = translated(lambda: verify_findings(result, None))
     if options.update_baseline:
         assert options.baseline is not None
         count = write_baseline(options.baseline, result.unsuppressed)

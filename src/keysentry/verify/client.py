@@ -208,6 +208,16 @@ def health(key: Secret, *, base_url: str | None = None, timeout: float = 5.0) ->
     return {"status": "ok", "breaker": client.breaker.state, "latency_ms": round(latency, 1)}
 
 
+def translated(action: Callable[[], T]) -> T:
+    """`action()`, with the openai SDK's errors raised as keysentry's (one line, no key)."""
+    import openai
+
+    try:
+        return action()
+    except openai.APIError as exc:
+        raise as_keysentry_error(exc) from None
+
+
 def as_keysentry_error(exc: Any) -> ProviderError:
     """An openai SDK error as one of keysentry's, with the API's message only."""
     status = getattr(exc, "status_code", None)
