@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from keysentry.atomic import write_atomically
+from keysentry.atomic import read_text_as_is, write_atomically
 from keysentry.errors import InputError, SecretConflict
 from keysentry.migrate.plan import Item, Plan
 from keysentry.migrate.rewrite import markers, restore, rewrite
@@ -86,7 +86,7 @@ def apply(root: Path, plan: Plan, *, env: str | None, overwrite: bool, report: R
     journal.data["overwrite"] = overwrite
     journal.data["env"] = env
     for path in sorted({i.path for i in plan.items if i.action != "manual"}):
-        text = _read(root / path)
+        text = read_text_as_is(root / path)
         template = rewrite(text, [i for i in plan.items if i.path == path]).template
         name = hashlib.sha256(path.encode()).hexdigest()[:16] + ".template"
         (root / JOURNAL_DIR).mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,8 @@ def _finish(root: Path, journal: Journal, items: list[Item], report: Report,
         if not file_items:  # its keys were already moved: rewritten before the crash
             journal.record(f"rewritten {path}")
             continue
-        _write(root / path, rewrite(_read(root / path), file_items).text)
+        new = rewrite(read_text_as_is(root / path), file_items).text
+        write_atomically(root / path, new.encode("utf-8"))
         report(f"rewrote {path}")
         journal.record(f"rewritten {path}")
     if not journal.has("gitignored"):
@@ -176,11 +177,11 @@ def rollback(root: Path, report: Report) -> None:
     for path, name in sorted(journal.data["files"].items()):
         if not journal.has(f"rewritten {path}"):
             continue  # untouched: its keys are still in it
-        template = _read(root / JOURNAL_DIR / name)
+        template = read_text_as_is(root / JOURNAL_DIR / name)
         missing = markers(template) - set(keys)
         if missing:
             raise InputError(f"{path}: cannot restore, keys not in their stores: {missing}")
-        _write(root / path, restore(template, keys))
+        write_atomically(root / path, restore(template, keys).encode("utf-8"))
         report(f"restored {path}")
     journal.path.unlink()
     for name in journal.data["files"].values():
@@ -200,17 +201,6 @@ def copy(source: str, destination: str, *, overwrite: bool, report: Report) -> N
         raise SecretConflict(f"{destination}: reading it back gave another value")
     report(f"copied {secret.redacted} from {source} to {destination}"
            + ("" if result.changed else " (already there)"))  # fmt: skip
-
-
-def _read(path: Path) -> str:
-    with open(path, encoding="utf-8", newline="") as handle:  # keep \r\n
-        return handle.read()
-
-
-def _write(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o7777
-    write_atomically(path, text.encode("utf-8"))
-    os.chmod(path, mode)
 
 
 def _ignore_env_files(root: Path, journal: Journal) -> None:

@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from keysentry.atomic import write_atomically
+from keysentry.atomic import read_text_as_is, write_atomically
 from keysentry.errors import ConfigError, ProviderUnavailable, SecretConflict, SecretNotFound
 from keysentry.providers.base import Fetched, Health, SecretRef, Stored
 from keysentry.secret import Secret
@@ -58,8 +58,7 @@ def _name(ref: SecretRef) -> str:
 
 def _read(ref: SecretRef) -> str:
     try:
-        with open(ref.location, encoding="utf-8", newline="") as handle:  # keep \r\n as it is
-            return handle.read()
+        return read_text_as_is(ref.location)
     except FileNotFoundError:
         raise SecretNotFound(f"{ref}: {ref.location} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -94,9 +93,7 @@ def put(ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool)
             break
     else:
         lines.append(line)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o600
-    write_atomically(path, (newline.join(lines) + newline).encode("utf-8"))
-    os.chmod(path, mode)
+    write_atomically(path, (newline.join(lines) + newline).encode("utf-8"), new_file_mode=0o600)
     return Stored(None, created=current is None, changed=True)
 
 
