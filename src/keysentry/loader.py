@@ -13,9 +13,10 @@ them.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from keysentry.config import Config, load_config
@@ -27,7 +28,8 @@ from keysentry.secret import Secret
 DEFAULT_NAME = "OPENAI_API_KEY"
 
 _cache = SecretCache()
-_resolved: dict[tuple[str, str | None], tuple[SecretRef, ...]] = {}
+# (name, env) -> (cache key, fetcher) per reference, in the order they are tried.
+_resolved: dict[tuple[str, str | None], tuple[tuple[str, Callable[[], Fetched]], ...]] = {}
 _config: Config | None = None
 _config_lock = threading.Lock()
 
@@ -48,18 +50,17 @@ def load_key(name: str = DEFAULT_NAME, *, env: str | None = None) -> Secret:
 def fetch(name: str = DEFAULT_NAME, *, env: str | None = None) -> Fetched:
     """Like load_key, with where the value came from."""
     env = env or os.environ.get("KEYSENTRY_ENV") or None
-    refs = _resolved.get((name, env))
-    if refs is None:
-        refs = resolve(name, env).refs
-        _resolved[(name, env)] = refs
-    if len(refs) == 1:
-        ref = refs[0]
-        return _cache.get(str(ref), lambda: _get(ref))
+    sources = _resolved.get((name, env))
+    if sources is None:
+        sources = tuple((str(ref), functools.partial(_get, ref)) for ref in resolve(name, env).refs)
+        _resolved[(name, env)] = sources
     errors = []
-    for ref in refs:
+    for key, get in sources:
         try:
-            return _cache.get(str(ref), lambda ref=ref: _get(ref))  # type: ignore[misc]
+            return _cache.get(key, get)
         except SecretNotFound as exc:
+            if len(sources) == 1:
+                raise  # one reference: its own error says it best
             errors.append(str(exc))
     raise SecretNotFound(f"{name} is not set for {_where(env)}: " + "; ".join(errors))
 
@@ -71,8 +72,8 @@ def refresh(name: str | None = None, *, env: str | None = None) -> None:
         _cache.invalidate()
         return
     env = env or os.environ.get("KEYSENTRY_ENV") or None
-    for ref in _resolved.get((name, env), ()):
-        _cache.invalidate(str(ref))
+    for key, _ in _resolved.get((name, env), ()):
+        _cache.invalidate(key)
 
 
 def configure(config: Config | None = None) -> None:
