@@ -81,9 +81,13 @@ def make_plan(root: str, config: Config, env: str | None, max_file_size: int) ->
     source = FileSource([root], max_file_size=max_file_size, exclude=config.scan.exclude)
     result = scan_files(source, Suppression(inline_allow=False))
     items: list[Item] = []
+    lines: dict[str, list[str]] = {}  # each file read once, however many keys it holds
     for finding in result.unsuppressed:
         item_env = _environment(finding.path, env)
-        name = _name(finding)
+        if finding.path not in lines:
+            text = Path(finding.path).read_text(encoding="utf-8", errors="replace")
+            lines[finding.path] = text.splitlines()
+        name = _name(finding, lines[finding.path])
         template = destination_template(config, item_env)
         destination = template.format(env=item_env, name=name)
         parse_ref(destination, f"[migrate] destination for {item_env}")
@@ -102,9 +106,10 @@ def _environment(path: str, default: str | None) -> str:
     return default
 
 
-def _name(finding: Finding) -> str:
-    text = Path(finding.path).read_text(encoding="utf-8", errors="replace").splitlines()
-    before = text[finding.line - 1][: finding.column - 1] if finding.line <= len(text) else ""
+def _name(finding: Finding, lines: list[str]) -> str:
+    """The upper-case name the key is assigned to on its line, else OPENAI_API_KEY."""
+    line = lines[finding.line - 1] if finding.line <= len(lines) else ""
+    before = line[: finding.column - 1]
     match = _ASSIGNED.search(before)
     if match and match.group(1).isupper():
         return match.group(1)
