@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from keysentry.commands import scan
+from keysentry import safety
 
 # pytest shortens long strings in assertion messages to `head...tail`: not a whole key, so
 # the detector does not see it, yet more of one than a redacted form shows.
@@ -22,7 +22,7 @@ _SHORTENED = re.compile(
 
 
 def scrub(text: str) -> str:
-    return _SHORTENED.sub(r"\1...\2", scan.scrub(text))
+    return _SHORTENED.sub(r"\1...\2", safety.scrub(text))
 
 
 @pytest.hookimpl(hookwrapper=True)

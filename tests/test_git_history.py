@@ -245,7 +245,7 @@ def test_a_worktree_and_a_detached_head(
     assert (gitrepo.path / ".git" / "keysentry" / "clean-blobs").exists()  # one shared cache
 
 
-def test_a_corrupt_object_is_a_warning_that_names_it(
+def test_a_corrupt_object_is_named_and_makes_the_scan_incomplete(
     gitrepo: GitRepo, rng: random.Random, cli: Any
 ) -> None:
     gitrepo.commit("init", **{"a.txt": "hello\n"})
@@ -254,9 +254,13 @@ def test_a_corrupt_object_is_a_warning_that_names_it(
     os.chmod(path, 0o644)
     path.write_bytes(b"garbage")
     result = cli("scan", "--history", "--no-cache", str(gitrepo.path))
-    assert result.code == 0
+    assert result.code == 2
     assert f"warning: object {blob}: missing or corrupt object" in result.err
     assert "1 unreadable" in result.err
+    assert "incomplete scan" in result.err
+    accepted = cli("scan", "--history", "--no-cache", "--allow-incomplete", str(gitrepo.path))
+    assert accepted.code == 0
+    assert f"warning: object {blob}: missing or corrupt object" in accepted.err
 
 
 def test_git_lfs_pointers_are_noted_not_fetched(gitrepo: GitRepo, cli: Any) -> None:

@@ -176,7 +176,8 @@ def test_skips_and_unreadable_files_are_reported_and_counted(
     if os.path.exists("/proc/self/mem"):
         args.append("/proc/self/mem")
     result = cli(*args)
-    assert result.code == 1
+    # An unreadable file makes the scan incomplete: exit 2 even though a key was found.
+    assert result.code == (2 if os.path.exists("/proc/self/mem") else 1)
     assert f"skipped {tmp_path / 'big.txt'}: larger than the size limit" in result.err
     assert f"skipped {tmp_path / 'fifo'}: not a regular file" in result.err
     if os.path.exists("/proc/self/mem"):

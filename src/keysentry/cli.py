@@ -104,6 +104,12 @@ def cli() -> None:
     help="Scan a shallow clone anyway: history before its cut-off is not scanned.",
 )
 @click.option(
+    "--allow-incomplete",
+    is_flag=True,
+    help="Exit as if complete when some files, blobs or objects could not be read (they are "
+    "still named). Without it an incomplete scan exits 2.",
+)
+@click.option(
     "--verify",
     "verify_keys",
     is_flag=True,
@@ -349,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()  # the reader went away (`| head`); nothing left to say
         return int(ExitCode.ERROR)
     except Exception as exc:  # a bug: still one line, and scrubbed of anything key-shaped
-        from keysentry.commands.scan import scrub
+        from keysentry.safety import scrub
 
         print(
             f"keysentry: internal error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr

@@ -1,7 +1,7 @@
 """keysentry's exceptions and exit codes.
 
 Every error a user can cause is a KeysentryError with a one-line message that never holds a
-secret; the CLI prints it and exits with its code.
+secret; the CLI prints it (through `safety.scrub`) and exits with its code.
 """
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ import enum
 
 
 class ExitCode(enum.IntEnum):
-    """Stable process exit codes; documented in the README."""
+    """Every process exit code keysentry uses, in one place; documented in the README. They
+    never change meaning: scripts and CI branch on them."""
 
-    CLEAN = 0  # nothing found
-    FINDINGS = 1  # at least one finding was reported
-    ERROR = 2  # usage, input or configuration error: nothing can be trusted about the scan
+    CLEAN = 0  # nothing found, every check passed
+    FINDINGS = 1  # at least one finding was reported, or a check failed
+    ERROR = 2  # usage, input or configuration error, or an incomplete scan: trust nothing
+    LIVE = 3  # with --verify: at least one key found is live
+    UNKNOWN = 4  # with --fail-on live: no key is live, but some verdict is unknown
     INTERRUPTED = 130
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from keysentry.commands.scan import (
-    LIVE_FINDINGS,
     ScanOptions,
     execute,
+    incomplete,
     summarize,
     write_report,
 )
@@ -96,7 +96,9 @@ def run(environ: dict[str, str]) -> int:
     _annotate(result)
     _write_outputs(result, environ)
     if live:
-        return LIVE_FINDINGS
+        return int(ExitCode.LIVE)
+    if incomplete(result, options):
+        return int(ExitCode.ERROR)
     if result.findings and fail_on == "any":
         return int(ExitCode.FINDINGS)
     return int(ExitCode.CLEAN)

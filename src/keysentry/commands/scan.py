@@ -9,7 +9,6 @@ from typing import Any, NamedTuple
 
 from keysentry.config import load_config, parse_size
 from keysentry.errors import ExitCode, InputError
-from keysentry.scanner.detect import detect
 from keysentry.scanner.pipeline import ScanResult, Suppression, scan_files
 from keysentry.scanner.report import render
 from keysentry.scanner.sources.files import FileSource
@@ -19,9 +18,6 @@ from keysentry.scanner.suppress import (
     write_baseline,
     write_file,
 )
-from keysentry.secret import redact
-
-LIVE_FINDINGS = 3  # with --verify: at least one key found is live
 
 _ALLOW_HINT = (
     "keysentry: not a real key? Add `keysentry:allow` in a comment on its line, or its "
@@ -48,6 +44,7 @@ class ScanOptions(NamedTuple):
     since: str | None = None
     spans: tuple[str, ...] = ()
     allow_shallow: bool = False
+    allow_incomplete: bool = False
     no_cache: bool = False
     verify_keys: bool = False
     fail_on: str = "any"
@@ -92,10 +89,18 @@ def run(paths: list[str], options: ScanOptions) -> int:
     write_report(result, options)
     summarize(result, options)
     if live:
-        return LIVE_FINDINGS
+        return int(ExitCode.LIVE)
+    if incomplete(result, options):
+        return int(ExitCode.ERROR)
     if options.fail_on == "live" or not result.findings:
         return int(ExitCode.CLEAN)
     return int(ExitCode.FINDINGS)
+
+
+def incomplete(result: ScanResult, options: ScanOptions) -> bool:
+    """Whether the scan could not read everything it was asked to, and the user did not accept
+    that: then it is no pass, whatever it found (exit 2)."""
+    return result.unreadable > 0 and not options.allow_incomplete
 
 
 def execute(paths: list[str], options: ScanOptions) -> ScanResult:
@@ -194,6 +199,14 @@ def summarize(result: ScanResult, options: ScanOptions) -> None:
     _note(options, "keysentry: " + "; ".join(parts))
     for note in result.notes:
         _note(options, f"keysentry: note: {note}")
+    if result.unreadable:
+        verdict = "accepted (--allow-incomplete)" if options.allow_incomplete else "exit 2"
+        print(
+            f"keysentry: error: incomplete scan: {result.unreadable} "
+            f"{'item' if result.unreadable == 1 else 'items'} could not be read (named above); "
+            f"{verdict}",
+            file=sys.stderr,
+        )
     if result.findings and options.fmt == "text":
         print(_ALLOW_HINT, file=sys.stderr)  # part of the report, so --quiet keeps it
     if result.blobs == 0 and not result.skipped and not result.notes:
@@ -203,12 +216,3 @@ def summarize(result: ScanResult, options: ScanOptions) -> None:
 def _note(options: ScanOptions, line: str) -> None:
     if not options.quiet:
         print(line, file=sys.stderr)
-
-
-def scrub(text: str) -> str:
-    """`text` with every OpenAI key in it redacted: for messages keysentry did not write."""
-    data = text.encode("utf-8", "surrogateescape")
-    for match in reversed(detect(data)):
-        shown = redact(match.key.decode("ascii"), match.classified.prefix).encode()
-        data = data[: match.start] + shown + data[match.end :]
-    return data.decode("utf-8", "surrogateescape")

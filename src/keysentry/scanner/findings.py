@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
+from keysentry.errors import InputError
 from keysentry.scanner.detect import Match, detect
 from keysentry.scanner.keys import Confidence, KeyKind
 from keysentry.secret import Secret, redact
@@ -66,6 +67,18 @@ class Finding(NamedTuple):
     @property
     def redacted(self) -> str:
         return self.secret.redacted
+
+
+class IncompleteBlob(InputError):
+    """A blob the detector could not search completely (a bound on hostile input was reached).
+
+    Raised rather than returned so that no caller can drop it by accident: a source that
+    catches it reports the blob as not fully scanned (the scan is then incomplete, exit 2) and
+    keeps `findings`, the keys found in what was searched."""
+
+    def __init__(self, path: str, reason: str, findings: list[Finding]) -> None:
+        super().__init__(f"{path}: not fully scanned: {reason}")
+        self.path, self.reason, self.findings = path, reason, findings
 
 
 def _utf16_text(data: bytes) -> tuple[bytes, str] | None:
