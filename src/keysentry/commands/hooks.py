@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from keysentry.errors import InputError
-from keysentry.scanner.sources.git import Repo, open_repo
+from keysentry.scanner.git.repo import Repo, open_repo
 
 MARKER = "# Installed by keysentry: keysentry uninstall-hook removes it."
 CHAINED_SUFFIX = ".keysentry-chained"
@@ -47,7 +47,7 @@ def hooks_dir(repo: Repo) -> Path:
     """Where git looks for hooks: `core.hooksPath` if set, else the git dir's `hooks/`."""
     if repo.work_tree is None:
         raise InputError(f"{repo.path} is a bare repository: it runs no commit hooks")
-    found = repo.text("rev-parse", "--git-path", "hooks")
+    found = repo.hooks_dir()
     return Path(repo.work_tree, found) if not os.path.isabs(found) else Path(found)
 
 

@@ -136,14 +136,14 @@ def execute(paths: list[str], options: ScanOptions) -> ScanResult:
 def _scan_repository(
     paths: list[str], mode: str, options: ScanOptions, suppression: Suppression, max_size: int
 ) -> ScanResult:
-    from keysentry.scanner.git_scans import scan_commits, scan_history, scan_staged
-    from keysentry.scanner.sources.git import open_repo, shallow_error
+    from keysentry.scanner.git.repo import open_repo, shallow_error
+    from keysentry.scanner.git.scans import scan_commits, scan_history, scan_staged
 
     if len(paths) > 1:
         raise InputError(f"{mode} scans one repository: give at most one PATH")
     repo = open_repo(paths[0] if paths else ".")
     if mode == "--staged":
-        return scan_staged(repo, suppression)
+        return scan_staged(repo, suppression, max_blob_size=max_size)
     if mode == "--history":
         if repo.shallow and not options.allow_shallow:
             raise shallow_error(repo, "a history scan")
@@ -155,8 +155,9 @@ def _scan_repository(
         # A range is covered by a shallow clone when its start commit is there; scan_commits
         # fails when it is not.
         strict = repo.shallow and not options.allow_shallow
+        spans, since = options.spans, options.since
         result = scan_commits(
-            repo, suppression, since=options.since, spans=options.spans, strict=strict
+            repo, suppression, since=since, spans=spans, strict=strict, max_blob_size=max_size
         )
     if repo.shallow:
         result.notes.insert(0, "shallow clone: commits before its cut-off were not scanned")

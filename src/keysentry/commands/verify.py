@@ -162,9 +162,10 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
 
 def _history() -> set[str] | None:
     """Fingerprints of every key in this repository's history, or None outside a repo."""
-    from keysentry.scanner.git_scans import scan_history
+    from keysentry.scanner.git.repo import open_repo
+    from keysentry.scanner.git.run import GitError
+    from keysentry.scanner.git.scans import scan_history
     from keysentry.scanner.pipeline import Suppression
-    from keysentry.scanner.sources.git import GitError, open_repo
 
     try:
         repo = open_repo(".")

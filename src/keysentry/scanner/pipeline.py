@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from keysentry.scanner.findings import Blob, Finding, findings_in
+from keysentry.scanner.findings import Blob, Finding, IncompleteBlob, findings_in
 from keysentry.scanner.sources.files import FileEntry, FileSource, Skip
 from keysentry.scanner.suppress import IgnoreRules
 
@@ -65,7 +65,7 @@ def scan_files(source: FileSource, suppression: Suppression) -> ScanResult:
         else:
             entries.append(item)
     # One thread: per-file work holds the GIL, and measured with threads it was 1.5-2x slower.
-    scanned = [_read_and_detect(source, e, suppression) for e in entries]
+    scanned = [_read_and_detect(source, e, suppression, result.skipped) for e in entries]
     for blob, found in scanned:
         if isinstance(blob, Skip):
             result.skipped.append(blob)
@@ -81,12 +81,25 @@ def scan_files(source: FileSource, suppression: Suppression) -> ScanResult:
 
 
 def _read_and_detect(
-    source: FileSource, entry: FileEntry, suppression: Suppression
+    source: FileSource, entry: FileEntry, suppression: Suppression, skipped: list[Skip]
 ) -> tuple[Blob | Skip | None, list[Finding]]:
     blob = source.read(entry)
     if not isinstance(blob, Blob):
         return blob, []
-    return blob, findings_in(blob, suppression.inline_allow)
+    return blob, detect_in(blob, suppression.inline_allow, skipped)
+
+
+def detect_in(
+    blob: Blob, inline_allow: bool, skipped: list[Skip], shown: str | None = None
+) -> list[Finding]:
+    """The findings in a blob; one the detector could not search in full keeps what it found
+    and is named in `skipped` as unreadable (as `shown`, else its path): never clean."""
+    try:
+        return findings_in(blob, inline_allow)
+    except IncompleteBlob as exc:
+        reason = f"not fully scanned: {exc.reason}"
+        skipped.append(Skip(shown or blob.path, reason, unreadable=True))
+        return exc.findings
 
 
 def position(finding: Finding) -> tuple[str, int, int]:

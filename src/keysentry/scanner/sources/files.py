@@ -3,7 +3,11 @@
 Inside a git work tree a directory is listed by `git ls-files`, so `.gitignore` is honoured
 exactly as git does; elsewhere (or with `use_gitignore=False`) it is walked, skipping `.git/`.
 Symlinks are never followed out of the root being scanned, nor into directories (no loops);
-FIFOs and devices are never read. Every file passed over is reported as a Skip.
+FIFOs and devices are never read. Every file passed over is reported as a Skip, and one that
+could not be read (an unreadable directory too) as an unreadable one: the scan is incomplete.
+
+The walk opens each directory relative to an open ancestor, and a file whose path is longer
+than the system takes is opened one directory at a time, so no depth is too deep to scan.
 
 Listing does no system call per file: a file's type and size are checked when it is opened,
 in the worker that reads it.
@@ -15,16 +19,22 @@ import errno
 import fnmatch
 import os
 import stat
-import subprocess
 import sys
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from keysentry.errors import InputError
 from keysentry.scanner.findings import Blob
+from keysentry.scanner.git.run import GitError, run_git
 
 STDIN = "-"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
+# Below the root, a directory listed as one is opened without following a symlink (no swap).
+_SUBDIRECTORY = _DIRECTORY | getattr(os, "O_NOFOLLOW", 0)
+# A walk opens a new anchor once a path relative to the last one is this long: well below
+# PATH_MAX (4096 on Linux, 1024 on macOS), so that one name more never reaches it.
+_ANCHOR_AFTER = 512
 _SPECIAL = "not a regular file (FIFO, socket or device)"
 
 
@@ -84,14 +94,27 @@ class FileSource:
         if entry.path == STDIN:
             return Blob("<stdin>", sys.stdin.buffer.read())
         try:
-            return self._read(entry.path, entry.path)
+            return self._read(entry.path, os.open(entry.path, _OPEN_FLAGS))
         except OSError as exc:
+            if exc.errno == errno.ENAMETOOLONG:
+                return self._read_deep(entry.path)
             if exc.errno != errno.ELOOP:  # ELOOP: the path is a symlink (O_NOFOLLOW)
                 return Skip(entry.path, f"unreadable: {exc.strerror or exc}", unreadable=True)
         return self._read_symlink(entry)
 
-    def _read(self, shown: str, path: str) -> Blob | Skip:
-        fd = os.open(path, _OPEN_FLAGS)
+    def _read_deep(self, path: str) -> Blob | Skip:
+        """A file whose path is too long to open in one call."""
+        try:
+            return self._read(path, _open_deep(path))
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                reason = "symlink in a path too long to resolve; not followed"
+            else:
+                reason = f"unreadable: {exc.strerror or exc}"
+            return Skip(path, reason, unreadable=True)
+
+    def _read(self, shown: str, fd: int) -> Blob | Skip:
+        """The file open on `fd` (closed here), unless it is special or too big."""
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode):
@@ -117,7 +140,7 @@ class FileSource:
                     return Skip(entry.path, "symlink to a directory; not followed")
                 return None
             # Named on the command line: the user asked for this file, wherever it is.
-            return self._read(entry.path, target)
+            return self._read(entry.path, os.open(target, _OPEN_FLAGS))
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return Skip(entry.path, "symlink loop", unreadable=True)
@@ -142,15 +165,19 @@ class FileSource:
     def _git_listing(self, directory: str) -> list[str] | None:
         """The files git would show in `directory` (tracked, or untracked and not ignored),
         relative to it; None when it is not inside a work tree."""
-        command = ["git", "-C", directory, "ls-files", "-z", "--cached", "--others",
-                   "--exclude-standard", "--deduplicate"]  # fmt: skip
         try:
-            listing = subprocess.run(command, capture_output=True, check=False)
-        except OSError:
-            return None  # no git on this machine: walk instead
-        if listing.returncode != 0:
-            return None
-        return [os.fsdecode(p) for p in listing.stdout.split(b"\0") if p]
+            listing = run_git(
+                directory,
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+                "--deduplicate",
+            )
+        except GitError:
+            return None  # not in a work tree, or no git on this machine: walk instead
+        return [os.fsdecode(p) for p in listing.split(b"\0") if p]
 
     def _excluded(self, rel: str) -> bool:
         rel = rel.replace(os.sep, "/")
@@ -159,27 +186,79 @@ class FileSource:
 
 def _walk(directory: str) -> Iterator[str | Skip]:
     """Every file below `directory` (paths joined onto it), without `.git/`, symlinks to
-    directories or special files; types come from the directory listing, not from stat."""
-    pending = [directory]
+    directories or special files; types come from the directory listing, not from stat.
+
+    Each directory is opened relative to an open ancestor (an anchor), never by its whole
+    path, so depth is no limit; a new anchor is kept open only every `_ANCHOR_AFTER` bytes of
+    path, so open descriptors stay few however deep the tree."""
+    pending = [(_Anchor(None, 1), directory, directory)]  # (anchor, path from it, shown)
     while pending:
-        top = pending.pop()
+        anchor, rel, top = pending.pop()
         try:
-            with os.scandir(top) as listing:
+            fd = os.open(rel, _DIRECTORY if anchor.fd is None else _SUBDIRECTORY, dir_fd=anchor.fd)
+        except OSError as exc:
+            anchor.release()
+            yield Skip(top, f"unreadable directory: {exc.strerror or exc}", unreadable=True)
+            continue
+        try:
+            with os.scandir(fd) as listing:
                 items = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
+            os.close(fd)
+            anchor.release()
             yield Skip(top, f"unreadable directory: {exc.strerror or exc}", unreadable=True)
             continue
         subdirectories = []
         for item in items:
-            path = item.path if top != "." else item.name
+            path = os.path.join(top, item.name) if top != "." else item.name
             if item.is_symlink() or item.is_file(follow_symlinks=False):
                 yield path  # symlinks are judged when read
             elif item.is_dir(follow_symlinks=False):
                 if item.name != ".git":
-                    subdirectories.append(path)
+                    subdirectories.append((item.name, path))
             else:
                 yield Skip(path, _SPECIAL)
-        pending.extend(reversed(subdirectories))
+        if subdirectories and len(rel) > _ANCHOR_AFTER:
+            children, base = _Anchor(fd, len(subdirectories)), ""
+        else:
+            os.close(fd)
+            children, base = anchor, rel
+            anchor.users += len(subdirectories)
+        anchor.release()
+        pending.extend(
+            (children, os.path.join(base, name) if base else name, path)
+            for name, path in reversed(subdirectories)
+        )
+
+
+class _Anchor:
+    """An open directory that deeper ones are opened relative to (None: the working
+    directory), closed when the last directory that uses it has been opened."""
+
+    __slots__ = ("fd", "users")
+
+    def __init__(self, fd: int | None, users: int) -> None:
+        self.fd, self.users = fd, users
+
+    def release(self) -> None:
+        self.users -= 1
+        if self.users == 0 and self.fd is not None:
+            os.close(self.fd)
+
+
+def _open_deep(path: str) -> int:
+    """Open a file whose path is too long for one system call, a directory at a time."""
+    *directories, name = path.split(os.sep)
+    fd = os.open(os.sep if path.startswith(os.sep) else os.curdir, _DIRECTORY)
+    try:
+        for part in directories:
+            if part:
+                inner = os.open(part, _DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = inner
+        return os.open(name, _OPEN_FLAGS, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def _read_all(fd: int, size: int) -> bytes:

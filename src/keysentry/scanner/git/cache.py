@@ -25,7 +25,7 @@ _MAGIC = b"keysentry clean-blobs v1 "
 def detector_hash() -> str:
     """A hash of the code that decides whether a blob holds a key."""
     digest = hashlib.sha256()
-    here = Path(__file__).parent
+    here = Path(__file__).parent.parent  # keysentry/scanner
     for name in _DETECTOR_MODULES:
         digest.update((here / name).read_bytes())
     return digest.hexdigest()[:16]

@@ -10,18 +10,27 @@ commit that carries it (anyone who fetches such a ref has the key).
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from keysentry.scanner.findings import Blob, Finding, findings_in
-from keysentry.scanner.sources.git import GitError, Repo, nul_tokens
+from keysentry.scanner.findings import Blob, Finding, IncompleteBlob, findings_in
+from keysentry.scanner.git.repo import Repo
+from keysentry.scanner.git.run import NO_EXTERNAL, GitError, nul_tokens, popen_git
 
 _NO_KEYS: frozenset[str] = frozenset()
-_TIMELINE_ORDER = ("blob", "introduced", "removed", "at_head", "in_working_tree", "refs",
-                   "commits", "paths", "reachable")  # fmt: skip
+_TIMELINE_ORDER = (
+    "blob",
+    "introduced",
+    "removed",
+    "at_head",
+    "in_working_tree",
+    "refs",
+    "commits",
+    "paths",
+    "reachable",
+)
 _LOG_FORMAT = "%x01%H %P%x00%an%x00%ae%x00%aI"
 
 
@@ -54,12 +63,30 @@ class CommitLog:
         # Owned by this object past __init__, closed by cancel(): no `with` can hold them.
         self._out = tempfile.TemporaryFile()  # noqa: SIM115
         self._err = tempfile.TemporaryFile()  # noqa: SIM115
-        self._process = subprocess.Popen(
-            ["git", "-C", repo.path, "log", *revs, "-z", "--raw", "--no-abbrev", "--no-renames",
-             "--diff-merges=first-parent", "--topo-order", "--reverse",
-             f"--format={_LOG_FORMAT}", "--"],
-            stdout=self._out, stderr=self._err,
-        )  # fmt: skip
+        try:
+            self._process = popen_git(
+                repo.path,
+                "log",
+                *revs,
+                "-z",
+                "--raw",
+                "--no-abbrev",
+                "--no-renames",
+                "--diff-merges=first-parent",
+                "--topo-order",
+                "--reverse",
+                "--root",
+                "--no-show-signature",
+                *NO_EXTERNAL,
+                f"--format={_LOG_FORMAT}",
+                "--",
+                stdout=self._out,
+                stderr=self._err,
+            )
+        except GitError:
+            self._out.close()
+            self._err.close()
+            raise
 
     def cancel(self) -> None:
         if self._process.poll() is None:
@@ -154,8 +181,9 @@ class _Replay:
         inherited = [self.ever.get(p, _NO_KEYS) for p in commit.parents]
         self.ever[commit.id] = carried.union(*inherited) if carried or any(inherited) else _NO_KEYS
 
-    def _events(self, commit: Commit, path: str, before: dict[str, str], after: dict[str, str]
-                ) -> None:  # fmt: skip
+    def _events(
+        self, commit: Commit, path: str, before: dict[str, str], after: dict[str, str]
+    ) -> None:
         had, has = self.keys_at(before, path), self.keys_at(after, path)
         for key in has - had:
             exposure = self.exposures.setdefault((key, path), _Exposure())
@@ -177,7 +205,7 @@ def history_findings(
 ) -> list[Finding]:
     """One finding per distinct key and path, with its exposure timeline under `git`; `log`
     is the `--all` log started before the blobs were read."""
-    in_blob = {b: findings_in(Blob(b, data), inline_allow) for b, data in hit_blobs.items()}
+    in_blob = {b: _found(b, data, inline_allow) for b, data in hit_blobs.items()}
     keys_of_blob = {b: frozenset(f.fingerprint for f in found) for b, found in in_blob.items()}
     replay = _Replay({b: k for b, k in keys_of_blob.items() if k})
     for commit, changes in log.commits(only=replay.keys_of_blob):
@@ -208,6 +236,16 @@ def history_findings(
     return findings
 
 
+def _found(blob_id: str, data: bytes, inline_allow: bool) -> list[Finding]:
+    """The findings in a hit blob. One the detector could not search in full was named as
+    unreadable by the scan that read it (whose result is then not cached): here only the keys
+    it found matter."""
+    try:
+        return findings_in(Blob(blob_id, data), inline_allow)
+    except IncompleteBlob as exc:
+        return exc.findings
+
+
 def timeline_records(findings: list[Finding]) -> list[dict[str, Any]]:
     """What the result cache keeps of history findings: no key, no working-tree state."""
     return [
@@ -225,7 +263,7 @@ def rebuild_findings(
 ) -> list[Finding] | None:
     """History findings from a cached timeline and the re-read hit blobs; None when a record
     no longer matches its blob (the cache is then not trusted)."""
-    in_blob = {b: findings_in(Blob(b, data), inline_allow) for b, data in hit_blobs.items()}
+    in_blob = {b: _found(b, data, inline_allow) for b, data in hit_blobs.items()}
     working = _WorkingTree(repo)
     findings = []
     for record in records:
@@ -265,7 +303,7 @@ class _WorkingTree:
         if path not in self._keys:
             try:
                 with open(os.path.join(self._root, path), "rb") as handle:
-                    found = findings_in(Blob(path, handle.read()))
+                    found = _found(path, handle.read(), True)
                 self._keys[path] = frozenset(f.fingerprint for f in found)
             except OSError:
                 self._keys[path] = _NO_KEYS

@@ -1,5 +1,7 @@
 """Commit ranges (`--since REV`, `--range A..B`): only the blobs those commits introduced.
 
+This module finds and reads them; `scans.scan_commits` searches them.
+
 For CI and pre-push. A range whose start is all zeros (a new branch) or a commit this clone
 does not have (the old tip of a force push) covers the commits of B that no remote-tracking
 branch or tag other than B itself reaches. Merges are diffed against their first parent, so
@@ -8,19 +10,20 @@ what a merge brings in is scanned as introduced by the merge.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from typing import NamedTuple
 
-from keysentry.scanner.findings import Blob, Finding, findings_in
-from keysentry.scanner.provenance import Commit, CommitLog
-from keysentry.scanner.sources.git import BlobReader, GitError, Repo, shallow_error
+from keysentry.scanner.git.provenance import Commit, CommitLog
+from keysentry.scanner.git.reader import Unread, read_all
+from keysentry.scanner.git.repo import Repo, shallow_error
+from keysentry.scanner.git.run import GitError
 
 
-@dataclass(frozen=True)
-class RangeScan:
-    findings: list[Finding]
-    commits: int
-    blobs: int
-    bytes: int
+class Introduced(NamedTuple):
+    """A blob the range's commits introduced: the first commit that did, and every path."""
+
+    commit: Commit
+    paths: set[str]
 
 
 def parse_range(repo: Repo, span: str, strict: bool) -> tuple[list[str], str | None]:
@@ -45,36 +48,25 @@ def parse_range(repo: Repo, span: str, strict: bool) -> tuple[list[str], str | N
     return [tip, "--not", *sorted({c for c in others if c != tip})], note
 
 
-def scan_range(repo: Repo, revs: list[str], inline_allow: bool) -> RangeScan:
-    """One finding per key and path among the blobs the range's commits introduced, with the
-    first commit in the range that introduced it."""
-    introduced: dict[str, tuple[Commit, str]] = {}  # blob -> (first commit, path)
-    paths_of: dict[str, set[str]] = {}
+def introduced_blobs(repo: Repo, revs: list[str]) -> tuple[dict[str, Introduced], int]:
+    """Every blob the range's commits introduced, by id, and how many commits it holds."""
+    introduced: dict[str, Introduced] = {}
     commits = 0
     for commit, changes in CommitLog(repo, *revs).commits():
         commits += 1
         for change in changes:
             if set(change.new_id) == {"0"}:
                 continue  # a deletion
-            introduced.setdefault(change.new_id, (commit, change.path))
-            paths_of.setdefault(change.new_id, set()).add(change.path)
-    findings: dict[tuple[str, str], Finding] = {}
-    size = 0
-    with BlobReader(repo) as reader:
-        for blob_id, data in reader.read(introduced):
-            if data is None:
-                continue  # a submodule commit, or a missing object
-            size += len(data)
-            found = findings_in(Blob(blob_id, data), inline_allow)
-            commit, _ = introduced[blob_id]
-            for path in sorted(paths_of[blob_id]):
-                for finding in found:
-                    timeline = {
-                        "blob": blob_id,
-                        "introduced": {**commit.describe(), "path": path, "line": finding.line},
-                    }
-                    findings.setdefault(
-                        (finding.fingerprint, path),
-                        finding._replace(path=path, provenance={"git": timeline}),
-                    )
-    return RangeScan(list(findings.values()), commits, len(introduced), size)
+            introduced.setdefault(change.new_id, Introduced(commit, set())).paths.add(change.path)
+    return introduced, commits
+
+
+def range_blobs(
+    repo: Repo, introduced: dict[str, Introduced], max_size: int, unread: Unread
+) -> Iterator[tuple[str, bytes | int]]:
+    """Each introduced blob's content, or its size when over `max_size` (never read into
+    memory); submodule commits and missing objects are passed over, unreadable ones go to
+    `unread`."""
+    for blob_id, answer in read_all(repo, list(introduced), unread, max_size):
+        if answer is not None:
+            yield blob_id, answer

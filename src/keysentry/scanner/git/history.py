@@ -18,16 +18,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from keysentry.scanner.cache import CleanBlobCache
-from keysentry.scanner.findings import Blob, findings_in
-from keysentry.scanner.sources.git import (
-    LFS_POINTER,
-    BlobReader,
-    GitError,
-    Repo,
-    finish,
-    stream_git,
-)
+from keysentry.scanner.findings import Blob, IncompleteBlob, findings_in
+from keysentry.scanner.git.cache import CleanBlobCache
+from keysentry.scanner.git.reader import Unread, read_all
+from keysentry.scanner.git.repo import LFS_POINTER, Repo
+from keysentry.scanner.git.run import GitError, finish, popen_git
 
 # Below this much to read, a second reader costs more than it saves.
 _PARALLEL_MIN_BYTES = 8 << 20
@@ -36,27 +31,33 @@ _PARALLEL_MIN_BYTES = 8 << 20
 @dataclass
 class BlobScan:
     hits: list[str] = field(default_factory=list)  # ids of blobs that hold a key
+    clean: list[str] = field(default_factory=list)  # read in full, searched in full, no key
     read: int = 0  # blobs read
     bytes: int = 0
     cached: int = 0  # blobs skipped because the cache knows them clean
     missing: list[str] = field(default_factory=list)
+    unread: Unread = field(default_factory=Unread)  # not read in full: never clean
+    incomplete: list[tuple[str, str]] = field(default_factory=list)  # (blob, why) not searched
     too_big: list[tuple[str, int]] = field(default_factory=list)
     lfs_pointers: int = 0
-    error: GitError | None = None  # raised by the caller: a reader thread cannot
+    error: BaseException | None = None  # raised by the caller: a reader thread cannot
 
     def merge(self, other: BlobScan) -> None:
         self.hits += other.hits
+        self.clean += other.clean
         self.read += other.read
         self.bytes += other.bytes
         self.missing += other.missing
+        self.unread.merge(other.unread)
+        self.incomplete += other.incomplete
         self.lfs_pointers += other.lfs_pointers
 
 
 def list_blobs(repo: Repo) -> tuple[list[tuple[str, int]], list[str]]:
     """(id, size) of every blob in the object database, in pack order, and the ids of objects
     git cannot read (corrupt)."""
-    process = stream_git(
-        repo,
+    process = popen_git(
+        repo.path,
         "cat-file",
         "--batch-all-objects",
         "--unordered",
@@ -66,10 +67,15 @@ def list_blobs(repo: Repo) -> tuple[list[tuple[str, int]], list[str]]:
     blobs, corrupt = [], []
     for line in process.stdout:
         fields = line.split()
-        if fields[-1] == b"missing":  # listed, yet unreadable: a corrupt object
+        if len(fields) == 2 and fields[1] == b"missing":  # listed, yet unreadable: corrupt
             corrupt.append(fields[0].decode())
-        elif fields[0] == b"blob":
-            blobs.append((fields[1].decode(), int(fields[2])))
+        elif len(fields) == 3 and fields[2].isdigit():
+            if fields[0] == b"blob":
+                blobs.append((fields[1].decode(), int(fields[2])))
+        else:
+            process.kill()
+            process.wait()
+            raise GitError("git cat-file --batch-all-objects wrote a line it never writes")
     finish(process, "cat-file --batch-all-objects")
     return blobs, corrupt
 
@@ -93,13 +99,8 @@ def scan_blobs(
     progress_bar = _Progress(len(todo), total) if progress else None
     result.merge(_scan_in_threads(repo, todo, readers, progress_bar))
     if cache is not None:
-        hits = set(result.hits) | set(result.missing)
-        cache.add(i for i, _ in todo if i not in hits)
+        cache.add(result.clean)  # only what was read and searched in full
     return result
-
-
-def blob_has_key(data: bytes) -> bool:
-    return bool(findings_in(Blob("", data), inline_allow=False))
 
 
 def _scan_in_threads(
@@ -138,21 +139,28 @@ def _scan_in_threads(
 
 
 def _scan_run(repo: Repo, ids: list[str], into: BlobScan, progress: _Progress | None) -> None:
+    """Read and search one run of blobs; any exception is kept for the caller to raise (a
+    thread's own would be printed raw and lost)."""
     try:
-        with BlobReader(repo) as reader:
-            for blob_id, data in reader.read(ids):
-                if data is None:
-                    into.missing.append(blob_id)
-                    continue
-                into.read += 1
-                into.bytes += len(data)
-                if data.startswith(LFS_POINTER):
-                    into.lfs_pointers += 1
-                if blob_has_key(data):
+        for blob_id, data in read_all(repo, ids, into.unread):
+            if not isinstance(data, bytes):
+                into.missing.append(blob_id)
+                continue
+            into.read += 1
+            into.bytes += len(data)
+            if data.startswith(LFS_POINTER):
+                into.lfs_pointers += 1
+            try:
+                found = findings_in(Blob("", data), inline_allow=False)
+            except IncompleteBlob as exc:  # not clean, whatever it found
+                into.incomplete.append((blob_id, exc.reason))
+                if exc.findings:
                     into.hits.append(blob_id)
-                if progress is not None:
-                    progress.tick(len(data))
-    except GitError as exc:
+            else:
+                (into.hits if found else into.clean).append(blob_id)
+            if progress is not None:
+                progress.tick(len(data))
+    except BaseException as exc:  # anything, even a bug: the caller raises it
         into.error = exc
 
 
@@ -186,7 +194,7 @@ class _Progress:
         sys.stderr.flush()
 
 
-def read_blobs(repo: Repo, ids: Iterable[str]) -> dict[str, bytes]:
-    """The contents of a few blobs (the hits), by id."""
-    with BlobReader(repo) as reader:
-        return {i: data for i, data in reader.read(sorted(set(ids))) if data is not None}
+def read_blobs(repo: Repo, ids: Iterable[str], unread: Unread) -> dict[str, bytes]:
+    """The contents of a few blobs (the hits), by id; what cannot be read goes to `unread`."""
+    wanted = sorted(set(ids))
+    return {i: d for i, d in read_all(repo, wanted, unread) if isinstance(d, bytes)}

@@ -1,0 +1,209 @@
+"""Reading blobs through `git cat-file --batch`, where every byte is accounted for.
+
+A blob that was not read in full must never count as clean: a short read, a dead or killed
+`git`, a header that does not answer the id asked, a missing trailing newline or a non-zero
+exit status all raise `ReaderDied` naming the ids not answered. `read_all` then starts a new
+reader for the rest, so one bad object (a corrupt pack) or one killed process costs only what
+could not be read, and hands back the ids it gave up on, with the reason, for the caller to
+report as unreadable (an incomplete scan exits 2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import threading
+from collections.abc import Iterator, Sequence
+from typing import IO
+
+from keysentry.scanner.git.repo import Repo
+from keysentry.scanner.git.run import GitError, popen_git
+
+# An answer: the content; the blob's size when it is over the size limit (not read into
+# memory); None when the object is missing or is not a blob (a gitlink, a corrupt entry).
+Answer = bytes | int | None
+
+# Readers in a row that die before answering anything: then the rest is given up as unread
+# (a `git` that cannot start, or dies at once, would otherwise be restarted once per id).
+_MAX_FRUITLESS = 6
+_DRAIN_CHUNK = 1 << 20
+_NAMED_UNREAD = 20  # ids named one by one; more are summed up in one line
+
+
+class ReaderDied(GitError):
+    """A cat-file process stopped answering: the ids from `unread` on were not read."""
+
+    def __init__(self, reason: str, unread: int) -> None:
+        super().__init__(reason)
+        self.reason, self.unread = reason, unread
+
+
+def cat_file(
+    repo: Repo, ids: Sequence[str], start: int = 0, max_size: int | None = None
+) -> Iterator[tuple[str, Answer]]:
+    """Answer ids[start:] in order through one `git cat-file --batch`; ReaderDied (with the
+    index of the first id not answered) if it fails in any way."""
+    try:
+        process = popen_git(
+            repo.path,
+            "cat-file",
+            "--batch",
+            stdin=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            bufsize=1 << 16,
+        )
+    except GitError as exc:
+        raise ReaderDied(str(exc), start) from None
+    stdin, stdout = process.stdin, process.stdout
+    assert stdin is not None and stdout is not None
+    feeder = _Feeder(stdin, ids, start)
+    index = start
+    try:
+        for index in range(start, len(ids)):
+            yield ids[index], _answer(ids[index], stdout, max_size)
+        index = len(ids)
+        if stdout.read(1):
+            raise _Broken("git cat-file wrote more than it was asked for")
+        feeder.join()
+        if process.wait() != 0:
+            raise _Broken(f"git cat-file exited with status {process.returncode}")
+    except _Broken as exc:
+        reason = feeder.error or str(exc)
+        raise ReaderDied(reason, index) from None
+    finally:
+        _stop(process)
+        feeder.join()
+
+
+class _Broken(Exception):
+    """The answer stream is not what cat-file --batch writes: stop reading it."""
+
+
+def _answer(object_id: str, stdout: IO[bytes], max_size: int | None) -> Answer:
+    header = stdout.readline()
+    if not header.endswith(b"\n"):
+        raise _Broken("git cat-file stopped early" + (" (killed?)" if not header else ""))
+    fields = header.split()
+    if len(fields) == 2 and fields[1] == b"missing" and fields[0] == object_id.encode():
+        return None
+    if len(fields) != 3 or fields[0] != object_id.encode() or not fields[2].isdigit():
+        raise _Broken("git cat-file answered with an unexpected header")
+    size = int(fields[2])
+    if fields[1] != b"blob" or (max_size is not None and size > max_size):
+        _drain(stdout, size)
+        return size if fields[1] == b"blob" else None
+    data = stdout.read(size)
+    if len(data) != size or stdout.read(1) != b"\n":
+        raise _Broken(f"git cat-file stopped in the middle of blob {object_id}")
+    return data
+
+
+def _drain(stdout: IO[bytes], size: int) -> None:
+    """Read past content that is not kept, in bounded chunks, checking it is all there."""
+    left = size
+    while left:
+        chunk = stdout.read(min(left, _DRAIN_CHUNK))
+        if not chunk:
+            raise _Broken("git cat-file stopped in the middle of an object")
+        left -= len(chunk)
+    if stdout.read(1) != b"\n":
+        raise _Broken("git cat-file stopped in the middle of an object")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    # Kill before closing its input: a feeder blocked writing to a full pipe holds the
+    # writer's lock until the write fails.
+    if process.poll() is None:
+        process.kill()
+    process.wait()
+    if process.stdin is not None and not process.stdin.closed:
+        with contextlib.suppress(OSError, ValueError):
+            process.stdin.close()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+class _Feeder:
+    """Writes the ids to cat-file from a thread, so that reading never waits on writing, then
+    closes its input so that it exits. What stops it is kept for the reader to report."""
+
+    def __init__(self, stdin: IO[bytes], ids: Sequence[str], start: int) -> None:
+        self.error: str | None = None
+        self._stdin, self._ids, self._start = stdin, ids, start
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for first in range(self._start, len(self._ids), 4096):
+                batch = self._ids[first : first + 4096]
+                self._stdin.write("".join(f"{i}\n" for i in batch).encode())
+            self._stdin.close()
+        except BrokenPipeError:
+            pass  # cat-file died: the reader sees it stop and says so
+        except BaseException as exc:  # anything: handed to the reader, which reports it
+            self.error = f"could not send object ids to git cat-file: {exc}"
+
+    def join(self) -> None:
+        self._thread.join()
+
+
+class Unread:
+    """What `read_all` could not read: (object id, reason), and a count past the named ones."""
+
+    def __init__(self) -> None:
+        self.named: list[tuple[str, str]] = []
+        self.more = 0
+        self.more_reason = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.named or self.more)
+
+    def add(self, object_id: str, reason: str) -> None:
+        if len(self.named) < _NAMED_UNREAD:
+            self.named.append((object_id, reason))
+        else:
+            self.more += 1
+            self.more_reason = reason
+
+    def merge(self, other: Unread) -> None:
+        for object_id, reason in other.named:
+            self.add(object_id, reason)
+        self.more += other.more
+        self.more_reason = other.more_reason or self.more_reason
+
+
+def read_all(
+    repo: Repo, ids: Sequence[str], unread: Unread, max_size: int | None = None
+) -> Iterator[tuple[str, Answer]]:
+    """Answer every id it can, in order, restarting a reader that dies; what could not be read
+    goes to `unread` and is not yielded.
+
+    An id a reader died on is tried once more in a fresh reader (a killed process, a passing
+    fault); if that dies on it too, it is unreadable (a corrupt object) and reading goes on
+    after it. Readers that keep dying before answering anything stop the retries."""
+    start, fruitless = 0, 0
+    failed_once: set[str] = set()
+    while start < len(ids):
+        answered = 0
+        try:
+            for answer in cat_file(repo, ids, start, max_size):
+                start += 1
+                answered += 1
+                yield answer
+            return
+        except ReaderDied as exc:
+            start = exc.unread
+            if start >= len(ids):  # everything was answered, then git failed
+                unread.add("(git cat-file --batch)", exc.reason)
+                return
+            fruitless = 0 if answered else fruitless + 1
+            culprit = ids[start]
+            if culprit in failed_once:
+                unread.add(culprit, exc.reason)
+                start += 1
+            failed_once.add(culprit)
+            if fruitless >= _MAX_FRUITLESS:
+                for object_id in ids[start:]:
+                    unread.add(object_id, f"not read: {exc.reason}")
+                return
