@@ -157,6 +157,65 @@ def test_the_circuit_opens_fails_fast_and_half_opens(
     assert client.breaker.state == "closed"
 
 
+def test_a_half_open_trial_that_fails_unexpectedly_reopens_instead_of_sticking(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    client = ApiClient(Secret(value), attempts=1, sleep=lambda s: None)
+    client.breaker = CircuitBreaker(threshold=1, cooldown=0.2)
+    server.inject("/v1/models", 500)
+    with pytest.raises(openai.InternalServerError):
+        client.call(lambda sdk: sdk.models.list())
+    time.sleep(0.25)
+    # The trial gets a 200 whose body the SDK cannot validate: no verdict on the host.
+    client.sdk = openai.OpenAI(api_key=value, base_url=server.base_url, max_retries=0,
+                               _strict_response_validation=True)  # fmt: skip
+    server.inject("/v1/models", 200, {"object": "list", "data": "not a list"})
+    with pytest.raises(openai.APIResponseValidationError):
+        client.call(lambda sdk: sdk.models.list())
+    assert client.breaker.state == "open"  # re-opened, with a new cool-down
+    time.sleep(0.25)
+    assert client.breaker.state == "half-open"
+    assert len(client.call(lambda sdk: sdk.models.list()).data) == 2  # the next trial runs
+    assert client.breaker.state == "closed"
+
+
+def test_one_keys_rate_limit_does_not_open_the_circuit_for_other_keys(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    limited, other = live_key(server, rng), live_key(server, rng)
+    body = error("Rate limit reached for requests", "requests", "rate_limit_exceeded")
+    server.inject("/v1/models", 429, body, {"Retry-After": "0"}, times=6)
+    for _ in range(2):  # six 429s: more than the breaker's threshold of five failures
+        with pytest.raises(openai.RateLimitError):
+            ApiClient(Secret(limited), sleep=lambda s: None).call(lambda sdk: sdk.models.list())
+    assert api.breaker_for(server.base_url).state == "closed"
+    assert check(Secret(other)).status is Status.LIVE
+
+
+def test_retry_after_as_an_http_date_is_honoured_and_capped(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    import email.utils
+
+    value = live_key(server, rng)
+    body = error("Rate limit reached", "requests", "rate_limit_exceeded")
+
+    def date_in(seconds: float) -> str:
+        return email.utils.formatdate(time.time() + seconds, usegmt=True)
+
+    slept: list[float] = []
+    server.inject("/v1/models", 429, body, {"Retry-After": date_in(3)})
+    server.inject("/v1/models", 429, body, {"Retry-After": date_in(-60)})  # already past
+    client = ApiClient(Secret(value), sleep=slept.append)
+    assert len(client.call(lambda sdk: sdk.models.list()).data) == 2
+    assert 1.0 <= slept[0] <= 3.0 and slept[1] == 0.0
+    server.inject("/v1/models", 429, body, {"Retry-After": date_in(3600)})
+    with pytest.raises(openai.RateLimitError):  # an hour away: reported, not slept
+        client.call(lambda sdk: sdk.models.list())
+    assert len(slept) == 2
+
+
 def test_each_distinct_key_is_checked_once(server: OpenAIServer, rng: random.Random) -> None:
     value = live_key(server, rng)
     verdicts = check_many([Secret(value)] * 5 + [Secret(key_of(KeyKind.PROJECT, rng).key)])

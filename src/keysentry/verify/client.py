@@ -8,16 +8,21 @@
   ours: exponential backoff with full jitter on 429 and 5xx, honouring Retry-After up to a
   cap, and no retry on 400/401/403/404 or on billing 429s (`insufficient_quota`: retrying
   does not restore access).
-- A circuit breaker per host: after consecutive failures it opens and calls fail fast; after
-  a cool-down one trial call is let through (half-open) and decides.
+- A circuit breaker per host: after consecutive failures (timeouts, dropped connections,
+  408/5xx) it opens and calls fail fast; after a cool-down one trial call is let through
+  (half-open) and decides. A 429 is one key's rate limit or quota, not the host's health: it
+  never counts toward opening the breaker for the other keys.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import os
 import random
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -38,14 +43,20 @@ class CircuitOpen(ProviderUnavailable):
 
 
 class CircuitBreaker:
-    """closed -> (failures >= threshold) -> open -> (cool-down) -> half-open -> closed/open."""
+    """closed -> (failures >= threshold) -> open -> (cool-down) -> half-open -> closed/open.
+
+    Half-open lets one trial call through. The trial always ends in a verdict: success
+    closes, a failure or an exception nobody expected (`abandon`) re-opens with a new
+    cool-down, and a trial that never reports back (its thread died, the process forked) is
+    replaced by another after one cool-down. So the breaker cannot stick half-open."""
 
     def __init__(self, threshold: int = 5, cooldown: float = 30.0) -> None:
         self.threshold, self.cooldown = threshold, cooldown
         self._failures = 0
         self._opened_at: float | None = None
-        self._trial = False
+        self._trial_started: float | None = None
         self._lock = threading.Lock()
+        _every_breaker.add(self)
 
     @property
     def state(self) -> str:
@@ -60,23 +71,45 @@ class CircuitBreaker:
         with self._lock:
             if self._opened_at is None:
                 return
-            waited = time.monotonic() - self._opened_at
-            if waited < self.cooldown or self._trial:
+            now = time.monotonic()
+            waited = now - self._opened_at
+            trial_running = (
+                self._trial_started is not None and now - self._trial_started < self.cooldown
+            )
+            if waited < self.cooldown or trial_running:
                 left = max(0.0, self.cooldown - waited)
                 raise CircuitOpen(f"{host} failed repeatedly; not called again for {left:.0f} s")
-            self._trial = True  # half-open: this caller is the one trial
+            self._trial_started = now  # half-open: this caller is the one trial
 
     def success(self) -> None:
         with self._lock:
-            self._failures, self._opened_at, self._trial = 0, None, False
+            self._failures, self._opened_at, self._trial_started = 0, None, None
 
     def failure(self) -> None:
         with self._lock:
             self._failures += 1
-            if self._trial or self._failures >= self.threshold:
-                self._opened_at, self._trial = time.monotonic(), False
+            if self._trial_started is not None or self._failures >= self.threshold:
+                self._reopen()
+
+    def abandon(self) -> None:
+        """The call ended with an exception that says nothing about the host (a response
+        the SDK could not parse, an interrupt): a trial re-opens the circuit with a new
+        cool-down; any other call leaves the count as it was."""
+        with self._lock:
+            if self._trial_started is not None:
+                self._reopen()
+
+    def _reopen(self) -> None:
+        self._opened_at, self._trial_started = time.monotonic(), None
+
+    def _after_fork(self) -> None:
+        # The parent's threads are gone: a lock one of them held, or a trial one of them was
+        # running, would never be released in the child.
+        self._lock = threading.Lock()
+        self._trial_started = None
 
 
+_every_breaker: weakref.WeakSet[CircuitBreaker] = weakref.WeakSet()
 _breakers: dict[str, CircuitBreaker] = {}
 _breakers_lock = threading.Lock()
 
@@ -84,6 +117,17 @@ _breakers_lock = threading.Lock()
 def breaker_for(base_url: str) -> CircuitBreaker:
     with _breakers_lock:
         return _breakers.setdefault(base_url, CircuitBreaker())
+
+
+def _reset_after_fork() -> None:
+    global _breakers_lock
+    _breakers_lock = threading.Lock()
+    for breaker in list(_every_breaker):
+        breaker._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 class ApiClient:
@@ -125,10 +169,14 @@ class ApiClient:
             try:
                 result = operation(self.sdk)
             except openai.APIStatusError as exc:
+                if exc.status_code == 429 or not _retryable(exc):
+                    # The API answered, so the host is up. A 429 is about this key (its rate
+                    # limit, or its quota): it must not fail fast the calls of every other key.
+                    self.breaker.success()
+                else:
+                    self.breaker.failure()
                 if not _retryable(exc):
-                    self.breaker.success()  # the API answered: it is up
                     raise
-                self.breaker.failure()
                 delay = _retry_after(exc)
                 if attempt + 1 == self.attempts or (delay is not None and delay > MAX_RETRY_AFTER):
                     raise
@@ -138,6 +186,9 @@ class ApiClient:
                 if attempt + 1 == self.attempts:
                     raise
                 self._sleep(_backoff(attempt))
+            except BaseException:
+                self.breaker.abandon()  # e.g. APIResponseValidationError: no verdict on the host
+                raise
             else:
                 self.breaker.success()
                 return result
@@ -172,15 +223,29 @@ def error_message(exc: Any) -> str:
 
 
 def _retry_after(exc: Any) -> float | None:
+    """The wait the API asked for, in seconds: `retry-after-ms`, else `Retry-After` as seconds
+    or as an HTTP date (RFC 9110); None when absent or unreadable."""
     headers = exc.response.headers
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value) * scale)
-            except ValueError:
-                return None
-    return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds is not None:
+        try:
+            return max(0.0, float(milliseconds) / 1000)
+        except ValueError:
+            return None
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 def _backoff(attempt: int, base: float = 0.5, cap: float = 8.0) -> float:
