@@ -17,6 +17,7 @@ import pytest
 
 from keygen import key_of
 from keysentry import loader
+from keysentry.config import load_config
 from keysentry.providers import aws as aws_provider
 from keysentry.providers import vault as vault_provider
 from keysentry.providers.base import parse_ref
@@ -26,13 +27,19 @@ from stores import keyvault_client
 
 NOTEBOOK = {
     "cells": [
-        {"cell_type": "code", "execution_count": 1, "metadata": {},
-         "source": ["from openai import OpenAI\n", "client = OpenAI(api_key=\"{key}\")\n"],
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": ["{key}\n"]}]},
+        {
+            "cell_type": "code",
+            "execution_count": 1,
+            "metadata": {},
+            "source": ["from openai import OpenAI\n", 'client = OpenAI(api_key="{key}")\n'],
+            "outputs": [{"output_type": "stream", "name": "stdout", "text": ["{key}\n"]}],
+        },
         {"cell_type": "markdown", "metadata": {}, "source": ["# notes\n"]},
     ],
-    "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
-}  # fmt: skip
+    "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+}
 
 
 def sample_project(root: Path, rng: random.Random, prefix: str) -> dict[str, str]:
@@ -65,8 +72,9 @@ def sample_project(root: Path, rng: random.Random, prefix: str) -> dict[str, str
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: Any, vault: Any,
-            rng: random.Random) -> Iterator[tuple[Path, dict[str, str], str]]:  # fmt: skip
+def project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, aws: Any, vault: Any, rng: random.Random
+) -> Iterator[tuple[Path, dict[str, str], str]]:
     root = tmp_path / "project"
     root.mkdir()
     prefix = uuid.uuid4().hex[:8]
@@ -148,56 +156,75 @@ def test_one_plan_and_one_apply_move_everything(
     assert cli("migrate", "apply", "--env", "staging").code == 0  # rerun: nothing to move
 
 
-def run_apply(root: Path, crash_after: str | None = None) -> int:
+def run_apply(
+    root: Path, crash_after: str | None = None, cwd: Path | None = None, path: str = "."
+) -> int:
     env = {**os.environ}
     if crash_after:
         env["KEYSENTRY_MIGRATE_CRASH_AFTER"] = crash_after
-    return subprocess.run([sys.executable, "-m", "keysentry", "migrate", "apply", "--env",
-                           "staging"], cwd=root, env=env, capture_output=True,
-                          check=False).returncode  # fmt: skip
+    command = [sys.executable, "-m", "keysentry", "migrate", "apply", path, "--env", "staging"]
+    return subprocess.run(
+        command, cwd=cwd or root, env=env, capture_output=True, check=False
+    ).returncode
 
 
-def snapshot(root: Path) -> dict[str, bytes]:
-    return {
-        p.name: p.read_bytes()
-        for p in (
-            root / "app" / "settings.py",
-            root / ".env.production",
-            root / ".env.development",
-            root / "explore.ipynb",
-        )
-    }
+SOURCES = ("app/settings.py", ".env.production", ".env.development", "explore.ipynb")
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """The sources, and the .gitignore and keysentry.toml that apply edits (None: absent)."""
+    files = (*SOURCES, ".gitignore", "keysentry.toml")
+    return {name: (root / name).read_bytes() if (root / name).exists() else None for name in files}
 
 
 @pytest.mark.parametrize(
     "step", ["planned", "stored", "verified", "rewritten", "gitignored", "configured"]
 )
+@pytest.mark.parametrize("where", ["inside", "relative", "absolute"])
 def test_a_crash_at_any_step_loses_nothing_and_resume_or_rollback_recover(
-    project: tuple[Path, dict[str, str], str], cli: Any, step: str
+    project: tuple[Path, dict[str, str], str],
+    cli: Any,
+    step: str,
+    where: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """From the project, or from its parent naming it relatively or absolutely; rollback puts
+    back the sources, .gitignore and keysentry.toml byte for byte."""
     root, keys, prefix = project
+    cwd, path = {
+        "inside": (root, "."),
+        "relative": (root.parent, root.name),
+        "absolute": (root.parent, str(root)),
+    }[where]
+    monkeypatch.chdir(cwd)
     before = snapshot(root)
-    assert run_apply(root, step) == 137
+    assert run_apply(root, step, cwd, path) == 137
     middle = snapshot(root)
-    refs = {"code": f"aws-sm://{prefix}/staging/openai#OPENAI_API_KEY",
-            "production": f"aws-sm://{prefix}/production/openai#OPENAI_API_KEY",
-            "development": f"vault://secret/{prefix}/development/openai#OPENAI_API_KEY",
-            "notebook": f"aws-sm://{prefix}/staging/openai#OPENAI_API_KEY"}  # fmt: skip
-    everything = b"".join(middle.values()).decode()
+    refs = {
+        "code": f"aws-sm://{prefix}/staging/openai#OPENAI_API_KEY",
+        "production": f"aws-sm://{prefix}/production/openai#OPENAI_API_KEY",
+        "development": f"vault://secret/{prefix}/development/openai#OPENAI_API_KEY",
+        "notebook": f"aws-sm://{prefix}/staging/openai#OPENAI_API_KEY",
+    }
+    everything = b"".join(middle[name] or b"" for name in SOURCES).decode()
     for name, key in keys.items():  # every key is in its file, or verified in its store
         if name != "notebook":
             assert key in everything or stored(refs[name]) == key, name
     for name, content in middle.items():  # no file is half-written
-        assert content == before[name] or keys_gone(content, keys), name
-    assert cli("migrate", "apply", "--env", "staging").code == 2  # must resume or roll back
-    rolled = cli("migrate", "rollback")
+        assert content == before[name] or keys_gone(content or b"", keys), name
+    assert cli("migrate", "apply", path, "--env", "staging").code == 2  # resume or roll back
+    rolled = cli("migrate", "rollback", path)
     assert rolled.code == 0, rolled.err
-    assert snapshot(root) == before  # byte for byte
-    assert run_apply(root, step) == 137
-    resumed = cli("migrate", "resume")
+    assert snapshot(root) == before  # byte for byte, .gitignore and keysentry.toml included
+    assert not (root / ".keysentry" / "migrate" / "journal.json").exists()
+    assert run_apply(root, step, cwd, path) == 137
+    resumed = cli("migrate", "resume", path)
     assert resumed.code == 0, resumed.err
-    assert all(keys_gone(c, keys) for n, c in snapshot(root).items())
+    after = snapshot(root)
+    assert all(keys_gone(after[name] or b"", keys) for name in SOURCES)
     assert stored(refs["production"]) == keys["production"]
+    assert ".keysentry/" in (after[".gitignore"] or b"").decode().splitlines()
+    assert "production" in loader.environments(load_config(root / "keysentry.toml"))
 
 
 def keys_gone(content: bytes, keys: dict[str, str]) -> bool:
@@ -214,7 +241,7 @@ def test_a_different_value_already_stored_is_refused_unless_overwrite(
     )
     refused = cli("migrate", "apply", "--env", "staging")
     assert refused.code == 2 and "another value" in refused.err
-    assert cli("migrate", "rollback").code == 0
+    assert not (_root / ".keysentry" / "migrate" / "journal.json").exists()  # nothing to resume
     assert cli("migrate", "apply", "--env", "staging", "--overwrite").code == 0
 
 
@@ -232,21 +259,42 @@ def test_a_name_scheduled_for_deletion_in_aws_is_a_conflict(
 
 
 def test_copy_between_stores_and_a_whole_environment(
-    project: tuple[Path, dict[str, str], str], cli: Any, aws: Any, rng: random.Random,
+    project: tuple[Path, dict[str, str], str],
+    cli: Any,
+    aws: Any,
+    rng: random.Random,
     keyvault: KeyVaultServer,
-) -> None:  # fmt: skip
+) -> None:
     _root, _, prefix = project
     key = key_of(KeyKind.PROJECT, rng).key
     aws.create_secret(Name=f"{prefix}/src", SecretString=json.dumps({"K": key}))
-    result = cli("migrate", "copy", "--from", f"aws-sm://{prefix}/src#K",
-                 "--to", f"vault://secret/{prefix}/dst#K")  # fmt: skip
+    result = cli(
+        "migrate",
+        "copy",
+        "--from",
+        f"aws-sm://{prefix}/src#K",
+        "--to",
+        f"vault://secret/{prefix}/dst#K",
+    )
     assert result.code == 0 and key not in result.out
     assert stored(f"vault://secret/{prefix}/dst#K") == key
-    again = cli("migrate", "copy", "--from", f"aws-sm://{prefix}/src#K",
-                "--to", f"vault://secret/{prefix}/dst#K")  # fmt: skip
+    again = cli(
+        "migrate",
+        "copy",
+        "--from",
+        f"aws-sm://{prefix}/src#K",
+        "--to",
+        f"vault://secret/{prefix}/dst#K",
+    )
     assert "already there" in again.out
     keyvault_client(keyvault).set_secret("OPENAI-API-KEY", "old")
     keyvault_client(keyvault).begin_delete_secret("OPENAI-API-KEY").wait()
-    deleted = cli("migrate", "copy", "--from", f"aws-sm://{prefix}/src#K",
-                  "--to", "azure-kv://keysentry-test/OPENAI_API_KEY")  # fmt: skip
+    deleted = cli(
+        "migrate",
+        "copy",
+        "--from",
+        f"aws-sm://{prefix}/src#K",
+        "--to",
+        "azure-kv://keysentry-test/OPENAI_API_KEY",
+    )
     assert deleted.code == 2 and "deleted but recoverable" in deleted.err

@@ -1,4 +1,10 @@
-"""`keysentry migrate plan | apply | resume | rollback | copy`."""
+"""`keysentry migrate plan | apply | resume | rollback | copy`.
+
+PATH is the migrated directory, whatever the working directory: plan paths are relative to
+it, its journal is in PATH/.keysentry/migrate, and its configuration is the keysentry.toml or
+pyproject.toml nearest PATH (PATH's, a parent's up to the repository root, else the working
+directory's).
+"""
 
 from __future__ import annotations
 
@@ -7,30 +13,56 @@ import sys
 from pathlib import Path
 
 from keysentry import loader
-from keysentry.config import DEFAULT_MAX_FILE_SIZE
+from keysentry.config import DEFAULT_MAX_FILE_SIZE, Config, load_config
 from keysentry.errors import ConfigError, ExitCode
 from keysentry.migrate.plan import Plan, make_plan
 
-_DEFAULT_TEMPLATES = {"aws-sm": "aws-sm://{env}/openai#{name}",
-                      "vault": "vault://secret/{env}/openai#{name}"}  # fmt: skip
+_DEFAULT_TEMPLATES = {
+    "aws-sm": "aws-sm://{env}/openai#{name}",
+    "vault": "vault://secret/{env}/openai#{name}",
+}
 
 
 def _report(line: str) -> None:
     print(f"keysentry: {line}")
 
 
+def _config(root: str) -> Config:
+    """The configuration nearest PATH: PATH's own, else its parents' up to the repository's
+    root; else the working directory's."""
+    here = Path.cwd().resolve()
+    for directory in (Path(root).resolve(), *Path(root).resolve().parents):
+        if directory == here:
+            break
+        own = load_config(directory=directory)
+        if own.path is not None:
+            return own
+        if (directory / ".git").exists():
+            break
+    return loader.current_config()
+
+
 def _plan(root: str, env: str | None) -> Plan:
-    return make_plan(root, loader.current_config(), env, DEFAULT_MAX_FILE_SIZE)
+    return make_plan(root, _config(root), env, DEFAULT_MAX_FILE_SIZE)
+
+
+def _shown(root: str, path: str) -> str:
+    return path if root in (".", "./") else str(Path(root) / path)
 
 
 def plan(root: str, env: str | None, fmt: str) -> int:
     result = _plan(root, env)
     if fmt == "json":
-        print(json.dumps(result.to_dict(), indent=2))
+        shown = result.to_dict()
+        for entry in shown["items"]:
+            entry["path"] = _shown(root, entry["path"])
+        print(json.dumps(shown, indent=2))
     else:
         for item in result.items:
-            print(f"{item.path}:{item.line}: {item.secret.redacted} -> {item.destination} "
-                  f"({item.env}/{item.name}; {item.action}: {item.note})")  # fmt: skip
+            print(
+                f"{_shown(root, item.path)}:{item.line}: {item.secret.redacted} -> "
+                f"{item.destination} ({item.env}/{item.name}; {item.action}: {item.note})"
+            )
         for conflict in result.conflicts:
             print(f"CONFLICT {conflict}")
         if not result.items:
@@ -47,9 +79,15 @@ def apply(root: str, env: str | None, overwrite: bool) -> int:
     if not result.items:
         print("keysentry: no key to move", file=sys.stderr)
         return int(ExitCode.CLEAN)
-    run_apply(Path(root), result, env=env, overwrite=overwrite, report=_report,
-              config_path=loader.current_config().path)  # fmt: skip
-    _after(result)
+    run_apply(
+        Path(root),
+        result,
+        env=env,
+        overwrite=overwrite,
+        report=_report,
+        config_path=_config(root).path,
+    )
+    _after(root, result)
     return int(ExitCode.CLEAN)
 
 
@@ -60,7 +98,7 @@ def resume(root: str) -> int:
     journal = Journal.load(Path(root))
     env = journal.data.get("env") if journal else None
     result = _plan(root, env)
-    run_resume(Path(root), result, report=_report, config_path=loader.current_config().path)
+    run_resume(Path(root), result, report=_report, config_path=_config(root).path)
     _report("the interrupted migration is finished")
     return int(ExitCode.CLEAN)
 
@@ -73,8 +111,13 @@ def rollback(root: str) -> int:
     return int(ExitCode.CLEAN)
 
 
-def copy(source: str | None, destination: str | None, env: str | None,
-         to_provider: str | None, overwrite: bool) -> int:  # fmt: skip
+def copy(
+    source: str | None,
+    destination: str | None,
+    env: str | None,
+    to_provider: str | None,
+    overwrite: bool,
+) -> int:
     from keysentry.migrate.apply import copy as run_copy
 
     if source and destination:
@@ -86,14 +129,16 @@ def copy(source: str | None, destination: str | None, env: str | None,
     templates = config.raw.get("migrate", {}).get("templates", {})
     template = templates.get(to_provider) or _DEFAULT_TEMPLATES.get(to_provider)
     if not template:
-        raise ConfigError(f"no destination template for {to_provider}: set [migrate.templates] "
-                          f'{to_provider} = "{to_provider}://...{{env}}...{{name}}"')  # fmt: skip
+        raise ConfigError(
+            f"no destination template for {to_provider}: set [migrate.templates] "
+            f'{to_provider} = "{to_provider}://...{{env}}...{{name}}"'
+        )
     for name, ref in sorted(loader.environment(config, env).items()):
         run_copy(ref, template.format(env=env, name=name), overwrite=overwrite, report=_report)
     return int(ExitCode.CLEAN)
 
 
-def _after(result: Plan) -> None:
+def _after(root: str, result: Plan) -> None:
     print(
         "keysentry: the keys are out of the files, but still in git history and in every clone: "
         "rotate them. To check:\n"
@@ -104,4 +149,7 @@ def _after(result: Plan) -> None:
     )
     manual = [i for i in result.items if i.action == "manual"]
     for item in manual:
-        print(f"keysentry: {item.path}:{item.line}: {item.note}", file=sys.stderr)
+        print(
+            f"keysentry: {_shown(root, item.path)}:{item.line}: left for you to edit: {item.note}",
+            file=sys.stderr,
+        )

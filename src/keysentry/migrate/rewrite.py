@@ -1,18 +1,30 @@
 """How a source changes when its keys move out, and how to undo it without keeping a key.
 
-`rewrite` returns the new text and a template of the old one in which each key is replaced
-by a marker naming its fingerprint: rollback fills the markers from the store. Neither holds
-a key. Line endings and encoding are kept; files are replaced atomically by the caller.
+`rewrite` returns the new text, a template of the old one in which each key is replaced by a
+marker naming its fingerprint (rollback fills the markers from the store), and the keys it
+could not move with a proof (`left`: fingerprint -> why), which the plan shows as manual
+edits. Neither text nor template holds a moved key. A file is rewritten whole or not at all:
+if one of its keys cannot be moved, none is, and every one of them is left for a manual edit.
+Line endings and encoding are kept; files are replaced atomically by the caller.
+
+Per kind of file: Python (`python_source`, proven with tokenize and ast), notebooks
+(`notebook`), JavaScript/TypeScript (`javascript`, whole-literal keys only), `.env` files (the
+binding, as python-dotenv parses it, becomes a comment naming the reference), config files
+(the value becomes `${NAME}`).
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
-from keysentry.migrate.plan import Item
+from keysentry.migrate.javascript import rewrite_js
+from keysentry.migrate.notebook import rewrite_notebook
+from keysentry.migrate.python_source import Move, Unrewritable, rewrite_python
+
+if TYPE_CHECKING:
+    from keysentry.migrate.plan import Item
 
 MARKER = "\u27e6keysentry:{}\u27e7"  # ⟦keysentry:<fingerprint>⟧, never in real sources
 _MARKER = re.compile("\u27e6keysentry:([0-9a-f]{32})\u27e7")
@@ -21,6 +33,7 @@ _MARKER = re.compile("\u27e6keysentry:([0-9a-f]{32})\u27e7")
 class Rewrite(NamedTuple):
     text: str
     template: str  # the old text, keys replaced by markers
+    left: dict[str, str]  # fingerprint -> why its key stays for a manual edit
 
 
 def rewrite(text: str, items: Iterable[Item]) -> Rewrite:
@@ -28,10 +41,16 @@ def rewrite(text: str, items: Iterable[Item]) -> Rewrite:
     template = text
     for item in items:
         template = template.replace(item.secret.reveal(), MARKER.format(item.fingerprint))
-    new = text
-    for item in items:
-        new = _apply(new, item)
-    return Rewrite(new, template)
+    movable = [i for i in items if i.action != "manual"]
+    if not movable:
+        return Rewrite(text, template, {})
+    action = movable[0].action
+    moves = list({i.fingerprint: _move(i) for i in movable}.values())
+    try:
+        new = _REWRITERS[action](text, moves)
+    except Unrewritable as exc:
+        return Rewrite(text, template, {i.fingerprint: str(exc) for i in movable})
+    return Rewrite(new, template, {})
 
 
 def restore(template: str, keys: dict[str, str]) -> str:
@@ -43,65 +62,38 @@ def markers(template: str) -> set[str]:
     return set(_MARKER.findall(template))
 
 
-def _apply(text: str, item: Item) -> str:
-    key = item.secret.reveal()
-    if item.action == "env-line":
-        pattern = re.compile(rf"^[^\r\n]*{re.escape(key)}[^\r\n]*(?=\r?\n|\Z)", re.MULTILINE)
-        note = f"# {item.name}: moved to {item.destination} by keysentry migrate"
-        return pattern.sub(lambda _: note, text)
-    if item.action == "python":
-        return _with_import_os(_replace_literal(text, key, f'os.environ["{item.name}"]'))
-    if item.action == "js":
-        return _replace_literal(text, key, f"process.env.{item.name}")
-    if item.action == "config":
-        return text.replace(key, "${" + item.name + "}")
-    if item.action == "notebook":
-        return _notebook(text, item)
-    return text  # manual: left for the user
+def _move(item: Item) -> Move:
+    return Move(item.secret.reveal(), item.name, item.destination)
 
 
-def _replace_literal(text: str, key: str, lookup: str) -> str:
-    """Replace the quoted literal that is exactly the key; a key inside a longer string is
-    replaced by the lookup concatenated in."""
-    literal = re.compile(rf"""(["'`]){re.escape(key)}\1""")
-    text = literal.sub(lambda _: lookup, text)
-    return text.replace(key, "{" + lookup + "}") if key in text else text
+def _env_lines(text: str, moves: Sequence[Move]) -> str:
+    """Each binding holding a key (however many lines python-dotenv reads it from) becomes a
+    comment naming the key's reference; every other byte stays."""
+    from keysentry.providers.dotenv import bindings
+
+    out = []
+    for original, _name in bindings(text):
+        move = next((m for m in moves if m.key in original), None)
+        if move is None:
+            out.append(original)
+            continue
+        lead = re.match(r"\s*", original).group()  # type: ignore[union-attr]
+        end = re.search(r"(\r\n|\n|\r)?\Z", original).group()  # type: ignore[union-attr]
+        where = move.destination.replace("\r", " ").replace("\n", " ")
+        out.append(f"{lead}# {move.name}: moved to {where} by keysentry migrate{end}")
+    return "".join(out)
 
 
-def _with_import_os(text: str) -> str:
-    if re.search(r"^\s*import os\b|^\s*from os import", text, re.MULTILINE):
-        return text
-    newline = "\r\n" if "\r\n" in text else "\n"
-    lines = text.split(newline)
-    at = 0
-    # After a module docstring, `from __future__` imports and a shebang or coding line.
-    while at < len(lines) and (lines[at].startswith(("#!", "# -*-", "from __future__"))
-                               or lines[at].strip() == ""):  # fmt: skip
-        at += 1
-    if at < len(lines) and lines[at].lstrip().startswith(('"""', "'''")):
-        quote = lines[at].lstrip()[:3]
-        if lines[at].count(quote) < 2:
-            at += 1
-            while at < len(lines) and quote not in lines[at]:
-                at += 1
-        at += 1
-        while at < len(lines) and lines[at].startswith("from __future__"):
-            at += 1
-    lines.insert(at, "import os")
-    return newline.join(lines)
+def _config(text: str, moves: Sequence[Move]) -> str:
+    for move in moves:
+        text = text.replace(move.key, "${" + move.name + "}")
+    return text
 
 
-def _notebook(text: str, item: Item) -> str:
-    notebook: dict[str, Any] = json.loads(text)
-    key = item.secret.reveal()
-    for cell in notebook.get("cells", []):
-        source = "".join(cell.get("source", []))
-        if key in source:
-            source = _replace_literal(source, key, f'os.environ["{item.name}"]')
-            if cell.get("cell_type") == "code" and "import os" not in source:
-                source = "import os\n" + source
-            cell["source"] = source.splitlines(keepends=True)
-        if key in json.dumps(cell.get("outputs", [])):
-            cell["outputs"] = []
-            cell["execution_count"] = None
-    return json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+_REWRITERS: dict[str, Callable[[str, Sequence[Move]], str]] = {
+    "python": rewrite_python,
+    "notebook": rewrite_notebook,
+    "js": rewrite_js,
+    "env-line": _env_lines,
+    "config": _config,
+}

@@ -1,12 +1,16 @@
-"""`dotenv://PATH#NAME`: a `NAME=value` line of a .env file.
+"""`dotenv://PATH#NAME`: a `NAME=value` binding of a .env file.
 
-The syntax is python-dotenv's: `export ` prefixes, `#` comments, single quotes (literal),
-double quotes (with `\\n`, `\\"` and `\\\\` escapes). A put rewrites only the line it changes,
-atomically, keeping the file's mode and line endings.
+Read with python-dotenv's own parser and interpolation (`dotenv_values`), so a reference
+reads exactly what python-dotenv, and the applications that use it, read: multi-line quoted
+values, escapes, quoted names, `${VAR}` expansion. python-dotenv is imported when a .env file
+is read, never on the scan path. A put rewrites only the binding it changes, atomically,
+keeping the file's mode, line endings and every other byte; a file in a missing directory is
+created with its directories (0700).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from collections.abc import Mapping
@@ -20,34 +24,28 @@ from keysentry.secret import Secret
 SCHEME = "dotenv"
 OPTIONS: frozenset[str] = frozenset()
 
-_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*?)\s*$")
-_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\"}
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@+=-]*")
 
 
 def parse(text: str) -> dict[str, str]:
-    """The names and values of a .env file."""
-    values = {}
-    for line in text.splitlines():
-        match = _LINE.match(line)
-        if match:
-            values[match.group(1)] = _value(match.group(2))
-    return values
+    """The names and values of a .env file, as python-dotenv's `dotenv_values` reads them
+    (names without a value left out)."""
+    from dotenv import dotenv_values
+
+    # Universal newlines, as python-dotenv's own open() of the file gives it.
+    stream = io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n"))
+    return {k: v for k, v in dotenv_values(stream=stream).items() if v is not None}
 
 
-def _value(raw: str) -> str:
-    if raw[:1] == "'" and raw.find("'", 1) > 0:
-        return raw[1 : raw.find("'", 1)]
-    if raw[:1] == '"':
-        out, i = [], 1
-        while i < len(raw) and raw[i] != '"':
-            if raw[i] == "\\" and i + 1 < len(raw):
-                out.append(_ESCAPES.get(raw[i + 1], "\\" + raw[i + 1]))
-                i += 2
-            else:
-                out.append(raw[i])
-                i += 1
-        return "".join(out)
-    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()
+def bindings(text: str) -> list[tuple[str, str | None]]:
+    """The file cut into python-dotenv's bindings: (its exact text, its name or None for a
+    comment, blank or invalid line). The texts joined are `text`, byte for byte."""
+    from dotenv.parser import parse_stream
+
+    parts = [(b.original.string, b.key) for b in parse_stream(io.StringIO(text, newline=""))]
+    if "".join(part for part, _ in parts) != text:  # never seen; fall back to lines
+        return [(line, None) for line in text.splitlines(keepends=True)]
+    return parts
 
 
 def _name(ref: SecretRef) -> str:
@@ -76,32 +74,63 @@ def get(ref: SecretRef) -> Fetched:
 
 def put(ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool) -> Stored:
     name = _name(ref)
+    if "$" in value:
+        raise ConfigError(
+            f"{ref}: a value with '$' would be expanded by python-dotenv; use another store"
+        )
     path = Path(ref.location)
     text = _read(ref) if path.exists() else ""
     current = parse(text).get(name)
     if current == value:
         return Stored(None, created=False, changed=False)
     if current is not None and not overwrite:
-        raise SecretConflict(f"{ref}: {name} already has another value (use overwrite)")
-    newline = "\r\n" if "\r\n" in text else "\n"
-    line = f"{name}={_quote(value)}"
-    lines = text.splitlines()
-    for index, existing in enumerate(lines):
-        match = _LINE.match(existing)
-        if match and match.group(1) == name:
-            lines[index] = line
-            break
-    else:
-        lines.append(line)
-    write_atomically(path, (newline.join(lines) + newline).encode("utf-8"), new_file_mode=0o600)
+        raise SecretConflict(f"{ref}: {name} already has another value (use --overwrite)")
+    new = _with_binding(text, name, value)
+    if parse(new) != {**parse(text), name: value}:  # our writer and their parser agree
+        raise ConfigError(
+            f"{ref}: writing {name} would change how python-dotenv reads "
+            f"{path} (an unterminated quote?): fix the file or use another store"
+        )
+    _make_directory(ref, path.parent)
+    try:
+        write_atomically(path, new.encode("utf-8"), new_file_mode=0o600)
+    except OSError as exc:
+        raise ProviderUnavailable(f"{ref}: cannot write {path}: {exc.strerror}") from None
     return Stored(None, created=current is None, changed=True)
 
 
+def _with_binding(text: str, name: str, value: str) -> str:
+    """`text` with NAME's bindings set to `value` (or one appended); other bytes kept."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    line = f"{name}={_quote(value)}"
+    parts = bindings(text)
+    replaced = [f"{_lead(p)}{line}{_end(p) or newline}" if key == name else p for p, key in parts]
+    if replaced == [p for p, _ in parts]:
+        ending = "" if not text or text.endswith(("\n", "\r")) else newline
+        replaced.append(f"{ending}{line}{newline}")
+    return "".join(replaced)
+
+
+def _lead(part: str) -> str:
+    return re.match(r"\s*", part).group()  # type: ignore[union-attr]
+
+
+def _end(part: str) -> str:
+    return re.search(r"(\r\n|\n|\r)?\Z", part).group()  # type: ignore[union-attr]
+
+
+def _make_directory(ref: SecretRef, directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise ProviderUnavailable(f"{ref}: cannot create {directory}: {exc.strerror}") from None
+
+
 def _quote(value: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_./:@+=-]*", value):
+    if _PLAIN.fullmatch(value):
         return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{escaped}'"
 
 
 def describe(ref: SecretRef) -> dict[str, object]:
@@ -114,5 +143,7 @@ def health(ref: SecretRef) -> Health:
     path = Path(ref.location)
     if not path.exists():
         return Health(False, f"{path} does not exist")
-    return Health(os.access(path, os.R_OK), f"{path} is readable" if os.access(path, os.R_OK)
-                  else f"{path} is not readable")  # fmt: skip
+    return Health(
+        os.access(path, os.R_OK),
+        f"{path} is readable" if os.access(path, os.R_OK) else f"{path} is not readable",
+    )
