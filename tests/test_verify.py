@@ -96,12 +96,13 @@ def test_a_429_storm_is_retried_with_retry_after_then_unknown(
 ) -> None:
     value = live_key(server, rng)
     body = error("Rate limit reached", "requests", "rate_limit_exceeded")
-    server.inject("/v1/models", 429, body, {"Retry-After": "0.02"}, times=5)
+    # The spec's Retry-After: whole seconds, at least 1; the injected sleep keeps it fast.
+    server.inject("/v1/models", 429, body, {"Retry-After": "1"}, times=5)
     slept: list[float] = []
     client = ApiClient(Secret(value), attempts=3, sleep=slept.append)
     with pytest.raises(openai.RateLimitError):
         client.call(lambda sdk: sdk.models.list())
-    assert slept == [0.02, 0.02] and server.requests["GET /v1/models"] == 3
+    assert slept == [1.0, 1.0] and server.requests["GET /v1/models"] == 3
     server.injected.clear()
     server.inject("/v1/models", 429, body, {"Retry-After": "600"})
     with pytest.raises(openai.RateLimitError):  # too long to wait: reported, not slept
@@ -260,6 +261,7 @@ def org(server: OpenAIServer, rng: random.Random) -> dict[str, Any]:
 def test_the_admin_listing_maps_keys_and_spend_falls_back(
     server: OpenAIServer, org: dict[str, Any]
 ) -> None:
+    server.org.costs_per_key = "refused"  # as the live API did in July 2026
     admin = ApiClient(Secret(org["admin"]), admin=True)
     keymap = KeyMap(admin)
     assert len(keymap.records) == 122
@@ -385,3 +387,318 @@ def test_text_output_shows_the_verification(
     result = cli("scan", "--verify", str(tmp_path / "k.py"))
     assert "verified live" in result.out and "keysentry revoke --project proj_prod" in result.out
     assert json.dumps(org["prod"])[1:-1] not in result.out
+
+
+# --- held to OpenAI's spec: per-key costs, revocation by owner, what the spec leaves out ---
+
+
+def test_per_key_costs_are_used_when_the_api_supports_them(
+    server: OpenAIServer, org: dict[str, Any]
+) -> None:
+    admin = ApiClient(Secret(org["admin"]), admin=True)
+    keymap = KeyMap(admin)
+    (prod,) = keymap.match(Secret(org["prod"]))
+    result = spend(admin, prod, keymap.keys_in("proj_prod"), org["since"])
+    assert (result.usd, result.method) == (42.5, "per-key costs")
+    assert server.requests["GET /v1/organization/costs"] == 1
+
+
+def test_per_key_costs_count_only_that_key_when_the_api_returns_several(
+    server: OpenAIServer, org: dict[str, Any]
+) -> None:
+    server.org.costs_per_key = "unfiltered"  # grouped by key, but every key's costs
+    admin = ApiClient(Secret(org["admin"]), admin=True)
+    keymap = KeyMap(admin)
+    (staging,) = keymap.match(Secret(org["staging"]))
+    result = spend(admin, staging, keymap.keys_in("proj_shared"), org["since"])
+    answered = [e for e in server.exchanges if e.path == "/v1/organization/costs"]
+    returned = {r["api_key_id"] for e in answered for b in e.body["data"] for r in b["results"]}
+    assert {"key_staging", "key_o1", "key_prod"} <= returned  # the API gave several keys
+    assert (result.usd, result.method) == (1.0, "per-key costs")  # key_o1's 99 not charged
+
+
+def test_costs_that_name_no_key_fall_back_instead_of_being_charged(
+    server: OpenAIServer, org: dict[str, Any]
+) -> None:
+    ungrouped = {
+        "object": "organization.costs.result",
+        "amount": {"value": 500.0, "currency": "usd"},
+        "api_key_id": None,
+        "project_id": None,
+    }
+    bucket = {
+        "object": "bucket",
+        "start_time": org["since"],
+        "end_time": org["since"] + DAY,
+        "results": [ungrouped],
+    }
+    page = {"object": "page", "data": [bucket], "has_more": False, "next_page": None}
+    server.inject("/v1/organization/costs", 200, page)
+    admin = ApiClient(Secret(org["admin"]), admin=True)
+    keymap = KeyMap(admin)
+    (prod,) = keymap.match(Secret(org["prod"]))
+    result = spend(admin, prod, keymap.keys_in("proj_prod"), org["since"])
+    assert (result.usd, result.method) == (42.5, "project costs")
+
+
+def test_the_spec_short_redacted_form_still_maps_keys(
+    server: OpenAIServer, org: dict[str, Any], rng: random.Random
+) -> None:
+    server.org.redaction = "short"  # `sk-proj-...xyz`, as the spec's examples
+    keymap = KeyMap(ApiClient(Secret(org["admin"]), admin=True))
+    assert [r.id for r in keymap.match(Secret(org["prod"]))] == ["key_prod"]
+    assert [r.id for r in keymap.match_admin(Secret(org["admin"]))] == ["key_admin"]
+    assert keymap.match(Secret(key_of(KeyKind.PROJECT, rng).key)) == []
+
+
+def test_a_redacted_value_that_shows_nothing_matches_nothing(rng: random.Random) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    assert not redacted_match("...", key)
+    assert not redacted_match("*" * len(key), key)
+    assert not redacted_match(f"{key[:8]}...", key)
+    legacy = key_of(KeyKind.LEGACY_USER, rng).key  # 51 characters
+    assert not redacted_match(f"{legacy[:8]}...{legacy[-45:]}", legacy)  # shows more than it has
+
+
+@pytest.fixture
+def bots(server: OpenAIServer, org: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A service account in proj_bots holding two keys; admin key from the environment."""
+    server.org.project("proj_bots")
+    first = key_of(KeyKind.SERVICE_ACCOUNT, rng).key
+    record = server.org.add_key(first, "proj_bots", id="key_bot", owner_type="service_account")
+    second = key_of(KeyKind.SERVICE_ACCOUNT, rng).key
+    server.org.add_key(
+        second, "proj_bots", id="key_bot2", owner_type="service_account", owner_id=record.owner_id
+    )
+    return {"key": first, "second": second, "account": record.owner_id}
+
+
+def test_a_leaked_service_account_key_is_revoked_by_deleting_its_account(
+    server: OpenAIServer,
+    org: dict[str, Any],
+    bots: dict[str, Any],
+    tmp_path: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    assert bots["account"].startswith("svc_acct_")
+    (tmp_path / "bot.py").write_text(f"K = '{bots['key']}'\n")
+    scanned = cli("scan", "--verify", "--format", "json", str(tmp_path / "bot.py"))
+    assert scanned.code == 3
+    (finding,) = scanned.json()["findings"]
+    info = finding["verification"]
+    call = f"DELETE /v1/organization/projects/proj_bots/service_accounts/{bots['account']}"
+    assert info["owner"] == "service_account" and info["revoke"] == call
+    assert info["revoke_command"] == "keysentry revoke --project proj_bots --key-id key_bot"
+    assert bots["account"] in info["revoke_also_removes"]
+    text = cli("scan", "--verify", str(tmp_path / "bot.py")).out
+    assert call in text and "which also deletes service account" in text
+
+    refused = cli("revoke", "--project", "proj_bots", "--key-id", "key_bot")
+    assert refused.code == 2 and "deleting its account" in refused.err
+    assert check(Secret(bots["key"])).status is Status.LIVE
+    revoked = cli("revoke", "--project", "proj_bots", "--key-id", "key_bot", "--yes")
+    assert revoked.code == 0, revoked.err
+    assert (
+        server.requests[
+            f"DELETE /v1/organization/projects/proj_bots/service_accounts/{bots['account']}"
+        ]
+        == 1
+    )
+    assert server.requests["DELETE /v1/organization/projects/proj_bots/api_keys/key_bot"] == 0
+    assert check(Secret(bots["key"])).status is Status.INVALID
+    assert check(Secret(bots["second"])).status is Status.INVALID  # the account's other key
+    for value in (bots["key"], bots["second"], org["admin"]):
+        assert value not in scanned.out + text + refused.err + revoked.out + revoked.err
+
+
+def test_revoking_a_service_account_key_asks_and_says_it_removes_the_account(
+    server: OpenAIServer,
+    org: dict[str, Any],
+    bots: dict[str, Any],
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    prompts: list[str] = []
+
+    def answer(prompt: str) -> str:
+        prompts.append(prompt)
+        return "no"
+
+    monkeypatch.setattr("builtins.input", answer)
+    declined = cli("revoke", "--project", "proj_bots", "--key-id", "key_bot")
+    assert declined.code == 1 and "not revoked" in declined.err
+    (prompt,) = prompts
+    assert f"deleting service account {bots['account']}" in prompt
+    assert check(Secret(bots["key"])).status is Status.LIVE
+
+
+def test_the_api_refuses_the_key_delete_for_a_service_account_key(
+    server: OpenAIServer, org: dict[str, Any], bots: dict[str, Any]
+) -> None:
+    admin = ApiClient(Secret(org["admin"]), admin=True, sleep=lambda s: None)
+    with pytest.raises(openai.BadRequestError) as refused:
+        admin.call(
+            lambda sdk: sdk.admin.organization.projects.api_keys.delete(
+                "key_bot", project_id="proj_bots"
+            )
+        )
+    assert bots["account"] in str(refused.value.body)
+    assert check(Secret(bots["key"])).status is Status.LIVE
+
+
+def test_a_leaked_admin_key_is_revoked_with_the_admin_key_delete(
+    server: OpenAIServer,
+    org: dict[str, Any],
+    rng: random.Random,
+    tmp_path: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    leaked = key_of(KeyKind.ADMIN, rng).key
+    server.org.add_key(leaked, None, id="key_leaked_admin")
+    (tmp_path / "ops.py").write_text(f"K = '{leaked}'\n")
+    scanned = cli("scan", "--verify", "--format", "json", str(tmp_path / "ops.py"))
+    (finding,) = scanned.json()["findings"]
+    info = finding["verification"]
+    assert info["owner"] == "admin" and "project_id" not in info
+    assert info["revoke"] == "DELETE /v1/organization/admin_api_keys/key_leaked_admin"
+    assert info["revoke_command"] == "keysentry revoke --admin --key-id key_leaked_admin"
+    assert "key key_leaked_admin" in cli("scan", "--verify", str(tmp_path / "ops.py")).out
+    revoked = cli("revoke", "--admin", "--key-id", "key_leaked_admin", "--yes")
+    assert revoked.code == 0, revoked.err
+    assert check(Secret(leaked)).status is Status.INVALID
+    assert check(Secret(org["admin"])).status is Status.LIVE
+    assert leaked not in scanned.out + revoked.out + revoked.err
+
+
+def test_revoke_needs_a_project_or_admin_but_not_both(
+    server: OpenAIServer, org: dict[str, Any], cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
+    for args in (("--key-id", "key_prod"), ("--admin", "--project", "p", "--key-id", "k")):
+        result = cli("revoke", *args, "--yes")
+        assert result.code == 2 and len(result.err.splitlines()) == 1
+        assert "--project" in result.err and "--admin" in result.err
+    assert server.requests == {}  # nothing was called
+
+
+def test_bad_requests_and_unknown_projects_are_not_retried_and_do_not_trip_the_breaker(
+    server: OpenAIServer, org: dict[str, Any]
+) -> None:
+    admin = ApiClient(Secret(org["admin"]), admin=True, sleep=lambda s: None)
+    admin.breaker = CircuitBreaker(threshold=1, cooldown=60)
+
+    def usage(sdk: Any) -> Any:
+        return sdk.admin.organization.usage
+
+    calls: list[tuple[type[Exception], Any]] = [
+        (openai.BadRequestError, lambda sdk: usage(sdk).costs(start_time=openai.omit)),
+        (openai.BadRequestError, lambda sdk: usage(sdk).costs(start_time=0, limit=181)),
+        (openai.BadRequestError, lambda sdk: usage(sdk).completions(start_time=0, limit=32)),
+        (openai.BadRequestError, lambda sdk: sdk.admin.organization.projects.list(limit=0)),
+        (
+            openai.NotFoundError,
+            lambda sdk: sdk.admin.organization.projects.api_keys.list("proj_nope"),
+        ),
+    ]
+    for expected, call in calls:
+        with pytest.raises(expected):
+            admin.call(call)
+    assert sum(server.requests.values()) == len(calls)  # one request each: no retry
+    assert admin.breaker.state == "closed"
+
+
+def test_without_the_openai_project_header_the_project_is_unknown(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    assert "project proj_a" in check(Secret(value)).detail
+    server.omit_headers = {"openai-project"}
+    verdict = check(Secret(value))
+    assert verdict.status is Status.LIVE and verdict.project is None
+    assert "project unknown" in verdict.detail
+
+
+def test_without_a_request_id_an_unknown_verdict_says_so(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    server.inject(
+        "/v1/models",
+        403,
+        error(
+            "Country, region, or territory not supported",
+            "request_forbidden",
+            "unsupported_country",
+        ),
+    )
+    with_id = check(Secret(value))
+    assert with_id.status is Status.UNKNOWN and with_id.request_id
+    assert f"request {with_id.request_id}" in with_id.detail
+    server.omit_headers = {"x-request-id"}
+    server.inject(
+        "/v1/models",
+        403,
+        error(
+            "Country, region, or territory not supported",
+            "request_forbidden",
+            "unsupported_country",
+        ),
+    )
+    without = check(Secret(value))
+    assert without.status is Status.UNKNOWN and without.request_id is None
+    assert "request id unknown" in without.detail
+
+
+def test_a_401_without_the_invalid_api_key_code_is_unknown_not_dead(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    server.inject("/v1/models", 401, error("IP not authorized"))
+    verdict = check(Secret(value))
+    assert verdict.status is Status.UNKNOWN and "without code invalid_api_key" in verdict.detail
+    server.inject("/v1/models", 401, error("This key is associated with a deactivated account."))
+    assert check(Secret(value)).status is Status.INVALID
+
+
+def test_a_project_mismatch_without_its_code_is_unknown_not_dead(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    server.inject(
+        "/v1/models", 401, error("OpenAI-Project header should match project for API key")
+    )
+    assert check(Secret(value)).status is Status.UNKNOWN
+
+
+def test_a_429_without_a_billing_code_is_a_rate_limit_retried_then_unknown(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    server.inject("/v1/models", 429, error("You exceeded your current quota.", "requests"), times=3)
+    slept: list[float] = []
+    client = ApiClient(Secret(value), sleep=slept.append)
+    with pytest.raises(openai.RateLimitError) as caught:
+        client.call(lambda sdk: sdk.models.list())
+    assert server.requests["GET /v1/models"] == 3
+    assert classify(caught.value)[0] is Status.UNKNOWN
+
+
+def test_without_retry_after_headers_the_client_backs_off_on_its_own(
+    server: OpenAIServer, rng: random.Random
+) -> None:
+    value = live_key(server, rng)
+    server.inject(
+        "/v1/models", 429, error("Rate limit reached", "requests", "rate_limit_exceeded"), times=2
+    )
+    slept: list[float] = []
+    client = ApiClient(Secret(value), sleep=slept.append)
+    assert len(client.call(lambda sdk: sdk.models.list()).data) == 2
+    assert len(slept) == 2 and 0 <= slept[0] <= 0.5 and 0 <= slept[1] <= 1.0

@@ -261,16 +261,24 @@ def verify_command(
 
 
 @cli.command("revoke")
-@click.option("--project", required=True, metavar="PROJECT_ID", help="The key's project.")
+@click.option("--project", metavar="PROJECT_ID", help="The project of a project API key.")
+@click.option("--admin", "admin_key", is_flag=True, help="KEY_ID is an admin API key.")
 @click.option("--key-id", required=True, metavar="KEY_ID", help="The key's id (key_...).")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
-def revoke_command(project: str, key_id: str, yes: bool, base_url: str | None) -> int:
-    """Revoke a project API key with the Admin API (after confirmation)."""
+def revoke_command(
+    project: str | None, admin_key: bool, key_id: str, yes: bool, base_url: str | None
+) -> int:
+    """Revoke a key with the Admin API, by the call its owner needs (after confirmation).
+
+    A user's project key is deleted; a service account's key can only be revoked by deleting
+    its service account, with every key it holds (the prompt says so); an admin key
+    (--admin) is deleted with the admin-key call.
+    """
     from keysentry.commands import verify
     from keysentry.verify.client import translated
 
-    return translated(lambda: verify.revoke(project, key_id, yes, base_url))
+    return translated(lambda: verify.revoke(project, key_id, admin_key, yes, base_url))
 
 
 @cli.group("migrate")

@@ -195,36 +195,125 @@ def verify_findings(result: ScanResult, base_url: str | None) -> bool:
         info: dict[str, Any] = {"status": verdict.status.value, "detail": verdict.detail}
         if verdict.status.is_live:
             live = True
-            matches = keymap.match(finding.secret) if keymap else []
-            if len(matches) == 1:
-                record = matches[0]
-                info.update({
-                    "project_id": record.project_id, "key_id": record.id,
-                    "revoke": f"DELETE /v1/organization/projects/{record.project_id}/api_keys/"
-                              f"{record.id}",
-                    "revoke_command": f"keysentry revoke --project {record.project_id} "
-                                      f"--key-id {record.id}",
-                })  # fmt: skip
+            info.update(_revoke_info(keymap, finding.secret) if keymap else {})
         result.findings[index] = finding._replace(
             provenance={**finding.provenance, "verification": info}
         )
     return live
 
 
-def revoke(project: str, key_id: str, yes: bool, base_url: str | None) -> int:
+def _revoke_info(keymap: Any, secret: Secret) -> dict[str, Any]:
+    """For a live key the admin listing maps to exactly one key: its ids and the call that
+    revokes it, chosen by its owner (a service account's key goes with its account); nothing
+    for a key the listing cannot place."""
+    from keysentry.verify.spend import revocation
+
+    admin_key = secret.reveal().startswith("sk-admin-")
+    matches = keymap.match_admin(secret) if admin_key else keymap.match(secret)
+    if len(matches) != 1:
+        return {}
+    record = matches[0]
+    plan = revocation(record)
+    info: dict[str, Any] = {
+        "key_id": record.id,
+        "owner": record.owner,
+        "revoke": plan.call,
+        "revoke_command": plan.command,
+    }
+    if record.project_id:
+        info["project_id"] = record.project_id
+    if plan.also_removes:
+        info["revoke_also_removes"] = plan.also_removes
+    return info
+
+
+def revoke(
+    project: str | None, key_id: str, admin_key: bool, yes: bool, base_url: str | None
+) -> int:
+    """Revoke one key by the call its owner needs: a user's project key by the API-key
+    delete; a service account's key by deleting the service account (the API refuses the
+    key delete for it), which removes the account and every key it holds, so the prompt
+    says so; an admin key (`--admin`) by the admin-key delete. The owner is looked up first."""
+    from keysentry.verify.spend import revocation
+
+    if admin_key == (project is not None):
+        raise InputError(
+            "name the key's project (--project PROJECT_ID) for a project key, or "
+            "pass --admin for an admin key"
+        )
     admin = admin_client(settings(base_url))
     if admin is None:
         raise ConfigError("revoking needs an admin key: [verify].admin_key or OPENAI_ADMIN_KEY")
+    record = _look_up(admin, project, key_id)
+    plan = revocation(record)
+    what = f"admin key {key_id}" if project is None else f"{key_id} of {project}"
+    if plan.also_removes:
+        print(
+            f"keysentry: {key_id} belongs to a service account; the API revokes such a key "
+            f"only by deleting its account. This deletes {plan.also_removes}.",
+            file=sys.stderr,
+        )
+        what = f"{key_id} by deleting {plan.also_removes}"
     if not yes:
         if not sys.stdin or not sys.stdin.isatty():
             raise InputError("refusing to revoke without confirmation: pass --yes")
-        answer = input(f"Revoke {key_id} of {project}? Applications using it stop working. "
-                       "Type 'revoke' to confirm: ")  # fmt: skip
+        answer = input(
+            f"Revoke {what}? Applications using it stop working. Type 'revoke' to confirm: "
+        )
         if answer.strip() != "revoke":
             print("keysentry: not revoked", file=sys.stderr)
             return int(ExitCode.FINDINGS)
-    admin.call(
-        lambda sdk: sdk.admin.organization.projects.api_keys.delete(key_id, project_id=project)
-    )
-    print(f"keysentry: revoked {key_id} of {project}")
+    admin.call(lambda sdk: _delete(sdk, record))
+    print(f"keysentry: revoked {what} ({plan.call})")
     return int(ExitCode.CLEAN)
+
+
+def _look_up(admin: Any, project: str | None, key_id: str) -> Any:
+    """The key's record, owner included, from the Admin API (a 404 ends the command)."""
+    from keysentry.verify.spend import KeyRecord
+
+    if project is None:
+        key = admin.call(lambda sdk: sdk.admin.organization.admin_api_keys.retrieve(key_id))
+        owner_id = getattr(key.owner, "id", None) or ""
+        return KeyRecord(
+            key.id,
+            "",
+            key.name or "",
+            key.redacted_value,
+            key.created_at,
+            key.last_used_at,
+            "admin",
+            owner_id,
+        )
+    key = admin.call(
+        lambda sdk: sdk.admin.organization.projects.api_keys.retrieve(key_id, project_id=project)
+    )
+    owner = key.owner
+    kind = getattr(owner, "type", None)
+    detail = getattr(owner, kind, None) if kind in ("user", "service_account") else None
+    if kind not in ("user", "service_account") or detail is None:
+        raise KeysentryError(
+            f"the Admin API names no owner for {key_id}: cannot tell which call revokes it"
+        )
+    return KeyRecord(
+        key.id,
+        project,
+        key.name or "",
+        key.redacted_value,
+        key.created_at,
+        key.last_used_at,
+        kind,
+        detail.id,
+        detail.name or "",
+    )
+
+
+def _delete(sdk: Any, record: Any) -> Any:
+    organization = sdk.admin.organization
+    if record.owner == "admin":
+        return organization.admin_api_keys.delete(record.id)
+    if record.owner == "service_account":
+        return organization.projects.service_accounts.delete(
+            record.owner_id, project_id=record.project_id
+        )
+    return organization.projects.api_keys.delete(record.id, project_id=record.project_id)

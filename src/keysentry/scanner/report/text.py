@@ -61,8 +61,11 @@ def verified(info: dict[str, Any]) -> str:
     """One line of a finding's verification: live or not, and how to revoke a live key."""
     line = f"verified {info['status']}: {info['detail']}"
     if "revoke_command" in info:
-        line += f"; project {info['project_id']}, key {info['key_id']}; revoke with "
+        where = f"project {info['project_id']}, " if info.get("project_id") else ""
+        line += f"; {where}key {info['key_id']}; revoke with "
         line += f"`{info['revoke_command']}` ({info['revoke']})"
+        if info.get("revoke_also_removes"):
+            line += f", which also deletes {info['revoke_also_removes']}"
     return line
 
 
