@@ -6,6 +6,9 @@
 - `keysentry scan --staged`: the bare hook command;
 - `betterleaks git --staged` restricted to its OpenAI rule;
 - `python -c pass`: the interpreter's own start-up.
+
+Needs `pip install '.[bench]'` (betterleaks). The hook's environment is built offline, as in
+the tests, from wheels of what this interpreter has installed (tests/project_snapshot.py).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import betterleaks_command, keysentry, median_seconds, table
-from project_snapshot import snapshot
+from common import betterleaks, betterleaks_command, keysentry, median_seconds, table
+from project_snapshot import offline_install_env, snapshot, wheelhouse
 from synthetic_repo import build
 
 IDENTITY = ["-c", "user.name=Bench", "-c", "user.email=bench@example.com"]
@@ -29,6 +32,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=21)
     args = parser.parse_args()
+    betterleaks()  # exits with what to install when it is missing, before any work
     work = Path(tempfile.mkdtemp(prefix="keysentry-bench-"))
     repo, hook_repo = work / "repo", work / "hook-repo"
     build(repo, commits=300)
@@ -37,18 +41,23 @@ def main() -> None:
     (repo / ".pre-commit-config.yaml").write_text(
         f"repos:\n- repo: {hook_repo}\n  rev: {rev}\n  hooks:\n  - id: keysentry\n"
     )
-    # Offline, as in the tests: dependencies come from this environment's site-packages.
+    # Offline, as in the tests: the hook's dependencies are wheels of this environment's own.
     env = {
         **os.environ,
-        "PIP_NO_INDEX": "1",
-        "PIP_NO_BUILD_ISOLATION": "false",
-        "VIRTUALENV_SYSTEM_SITE_PACKAGES": "true",
+        **offline_install_env(wheelhouse(work / "wheels")),
         "PRE_COMMIT_HOME": str(work / "pre-commit-home"),
     }
     pre_commit = [sys.executable, "-m", "pre_commit"]
-    subprocess.run(
-        [*pre_commit, "install-hooks"], cwd=repo, env=env, check=True, capture_output=True
+    installed = subprocess.run(
+        [*pre_commit, "install-hooks"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
+    if installed.returncode != 0:
+        sys.exit(f"pre-commit install-hooks failed:\n{installed.stdout}{installed.stderr}")
     for path in sorted(p for p in repo.rglob("*.py") if ".git" not in p.parts)[:10]:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write("# a typical change\nvalue = compute(value) + 1\n")

@@ -1,11 +1,22 @@
+"""Fixtures every test module shares, and the test process's hermetic environment.
+
+Tests pass or fail on the code alone, whoever runs them and wherever: each test gets a HOME
+(and XDG directories) of its own, the variables that carry credentials, configuration or
+proxies (AWS_*, VAULT_*, AZURE_*, OPENAI_*, KEYSENTRY_*, GIT_*, PIP_*, NO_COLOR, ...) are
+cleared, and the subprocesses tests start inherit all of it. keysentry is run as the
+interpreter under test installed it, never as whatever `keysentry` PATH finds first.
+"""
+
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +27,82 @@ from keysentry.cli import main
 sys.path.insert(0, str(Path(__file__).parent))
 
 pytest_plugins = ["redact_failures", "stores"]
+
+# Variables that would let the machine's credentials, configuration or network setup decide a
+# test: cloud and store credentials, keysentry's own settings, a surrounding git operation's
+# GIT_DIR/GIT_INDEX_FILE (tests run from a hook), a CI runner's GITHUB_*, pip/virtualenv
+# configuration, colour switches and proxies (tests reach only 127.0.0.1).
+LEAKY_PREFIXES = (
+    *("AWS_", "AZURE_", "MSI_", "IDENTITY_", "VAULT_", "BAO_", "OPENAI_", "KEYSENTRY_", "KS_"),
+    *("GIT_", "GITHUB_", "RUNNER_", "PRE_COMMIT", "PIP_", "VIRTUALENV_"),
+)
+LEAKY_NAMES = {"NO_COLOR", "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE"}
+LEAKY_NAMES |= {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}  # and lower case
+XDG_DIRS = {
+    "XDG_CONFIG_HOME": ".config",
+    "XDG_CACHE_HOME": ".cache",
+    "XDG_DATA_HOME": ".local/share",
+    "XDG_STATE_HOME": ".local/state",
+}
+
+
+# The environment pytest was started in, before any fixture changed it: for the opt-in live
+# tests (tests/test_live_stores.py), whose point is the machine's real credentials.
+MACHINE_ENV = dict(os.environ)
+
+
+def use_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `home` this process's HOME, with empty XDG directories inside it, and clear every
+    variable that could leak the machine's credentials or configuration into a test."""
+    for name in list(os.environ):
+        if name.startswith(LEAKY_PREFIXES) or name.upper() in LEAKY_NAMES:
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    for name, sub in XDG_DIRS.items():
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(name, str(home / sub))
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A HOME for session- and module-scoped fixtures (servers, pre-commit's environments),
+    set before any of them starts."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as patch:
+        use_home(home, patch)
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def own_home(
+    session_home: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Every test's own empty HOME (outside tmp_path, which tests list and scan)."""
+    home = tmp_path_factory.mktemp("home")
+    use_home(home, monkeypatch)
+    return home
+
+
+@pytest.fixture
+def machine_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give this test back the environment pytest was started in: its HOME, credentials and
+    KEYSENTRY_LIVE_* settings. Only for tests that opt in to leaving loopback."""
+    for name in list(os.environ):
+        if name not in MACHINE_ENV:
+            monkeypatch.delenv(name)
+    for name, value in MACHINE_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def console_script(name: str = "keysentry") -> Path:
+    """The console script pip installed with the keysentry under test, found through the
+    distribution's RECORD (so a venv, --user or system install all work), never by PATH."""
+    dist = metadata.distribution("keysentry")
+    for file in dist.files or []:
+        if file.name == name and file.parts[0] == "..":
+            return Path(str(dist.locate_file(file))).resolve()
+    raise AssertionError(f"{sys.prefix} has no {name} console script: pip install '.[test]'")
 
 
 @dataclass
@@ -53,7 +140,7 @@ GIT_ENV = {
     "GIT_COMMITTER_NAME": "Ada Lovelace",
     "GIT_COMMITTER_EMAIL": "ada@example.com",
     "GIT_CONFIG_NOSYSTEM": "1",
-    "PATH": "/usr/local/bin:/usr/bin:/bin",
+    "PATH": os.environ.get("PATH", os.defpath),  # wherever this machine has git
 }
 
 

@@ -52,8 +52,9 @@ def wait_for(url: str, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_cloud_metadata(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never let a default credential chain probe 169.254.169.254."""
+def no_cloud_metadata(own_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never let a default credential chain probe 169.254.169.254 (set after conftest's
+    `own_home` has cleared every AWS_* variable)."""
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
     monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)

@@ -3,7 +3,8 @@ synthetic event payloads, as the runner would (inputs and event fields through `
 
 The `uses: actions/setup-python` step and the `install` step are not run: this environment
 already has Python and keysentry installed, and reinstalling would replace the package under
-test with a copy of itself.
+test with a copy of itself. What they leave behind on a runner, the installed `keysentry` first
+on PATH, is the console script of the keysentry under test here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import jsonschema
 import pytest
 import yaml
 
-from conftest import GitRepo, git
+from conftest import GitRepo, console_script, git
 from keygen import key_of
 from keysentry.scanner.keys import KeyKind
 
@@ -62,6 +63,7 @@ def run_action(repo: Path, event_name: str, event: dict[str, Any], **inputs: str
         "GITHUB_STEP_SUMMARY": str(work / "summary.md"),
         "GITHUB_OUTPUT": str(work / "output.txt"),
         "GITHUB_WORKSPACE": str(repo),
+        "PATH": os.pathsep.join([str(console_script().parent), os.environ["PATH"]]),
     }
     log = []
     for step in action["runs"]["steps"]:

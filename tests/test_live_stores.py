@@ -1,5 +1,6 @@
 """Opt-in live tests against real stores and the real OpenAI API. Each runs only when its
-environment variable names a reference to read (it then leaves loopback); skipped otherwise.
+environment variable names a reference to read (it then leaves loopback, with the machine's
+own HOME and credentials: the `machine_env` fixture); skipped otherwise.
 
     KEYSENTRY_LIVE_AWS_REF=aws-sm://...   KEYSENTRY_LIVE_VAULT_REF=vault://...
     KEYSENTRY_LIVE_AZURE_REF=azure-kv://...   KEYSENTRY_LIVE_OPENAI_REF=<any reference>
@@ -17,7 +18,9 @@ from keysentry.providers.base import parse_ref
 
 @pytest.mark.parametrize("variable", ["KEYSENTRY_LIVE_AWS_REF", "KEYSENTRY_LIVE_VAULT_REF",
                                       "KEYSENTRY_LIVE_AZURE_REF"])  # fmt: skip
-def test_a_real_store_gives_its_secret(variable: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_real_store_gives_its_secret(
+    variable: str, machine_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     text = os.environ.get(variable)
     if not text:
         pytest.skip(f"{variable} is not set")
@@ -30,7 +33,7 @@ def test_a_real_store_gives_its_secret(variable: str, monkeypatch: pytest.Monkey
     assert provider_for(ref.scheme).health(ref).ok
 
 
-def test_a_real_openai_key_is_live() -> None:
+def test_a_real_openai_key_is_live(machine_env: None) -> None:
     text = os.environ.get("KEYSENTRY_LIVE_OPENAI_REF")
     if not text:
         pytest.skip("KEYSENTRY_LIVE_OPENAI_REF is not set")

@@ -1,9 +1,9 @@
 """The hooks in .pre-commit-hooks.yaml, run by the real pre-commit, offline.
 
-pre-commit builds the hook's virtualenv and pip-installs this repository into it. Offline:
-no index (PIP_NO_INDEX), no build isolation (the build backend comes from the environment),
-and the virtualenv sees this environment's site-packages, where keysentry's dependencies
-already are; keysentry itself is installed into the hook's env from the repository.
+pre-commit builds the hook's virtualenv and pip-installs this repository into it, as on a
+user's machine, except that pip's index is a wheelhouse packed from this environment's own
+installed dependencies (tests/project_snapshot.py): the hook's environment is a real install
+of the snapshot, built from nothing but the environment under test.
 """
 
 from __future__ import annotations
@@ -19,21 +19,22 @@ import pytest
 from conftest import GIT_ENV, GitRepo, git
 from keygen import key_of
 from keysentry.scanner.keys import KeyKind
-from project_snapshot import PROJECT, snapshot
+from project_snapshot import offline_install_env, snapshot, wheelhouse
 
 
 @pytest.fixture(scope="module")
-def offline(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def hook_envs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """pre-commit's cache of hook environments (shared by the module's tests, so each is
+    built once) and the offline install settings it builds them with."""
+    wheels = wheelhouse(tmp_path_factory.mktemp("wheels"))
     home = tmp_path_factory.mktemp("pre-commit-home")
-    return {
-        **os.environ,
-        **GIT_ENV,
-        "PIP_NO_INDEX": "1",
-        "PIP_NO_BUILD_ISOLATION": "false",  # pip's inverted boolean: no isolation
-        "VIRTUALENV_SYSTEM_SITE_PACKAGES": "true",
-        "PRE_COMMIT_HOME": str(home),
-        "PATH": os.environ["PATH"],
-    }
+    return {**offline_install_env(wheels), "PRE_COMMIT_HOME": str(home)}
+
+
+@pytest.fixture
+def offline(hook_envs: dict[str, str]) -> dict[str, str]:
+    """The environment pre-commit and git run in: this test's own HOME, no index."""
+    return {**os.environ, **GIT_ENV, **hook_envs}
 
 
 @pytest.fixture(scope="module")
@@ -46,22 +47,32 @@ def hook_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def pre_commit(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pre_commit", *args], cwd=repo, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "pre_commit", *args],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def run_git(repo: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=False
+    )
 
 
 def test_try_repo_blocks_a_staged_key_with_a_redacted_message(
-    gitrepo: GitRepo, rng: random.Random, offline: dict[str, str]
+    gitrepo: GitRepo, rng: random.Random, offline: dict[str, str], hook_repo: tuple[Path, str]
 ) -> None:
     key = key_of(KeyKind.PROJECT, rng).key
     gitrepo.write("settings.py", f"DEBUG = True\nOPENAI_API_KEY = '{key}'\n")
     gitrepo("add", "settings.py")
-    done = pre_commit(gitrepo.path, offline, "try-repo", str(PROJECT), "keysentry", "--verbose")
+    path, rev = hook_repo  # the working tree, new files included (try-repo would skip them)
+    done = pre_commit(
+        gitrepo.path, offline, "try-repo", str(path), "keysentry", "--ref", rev, "--verbose"
+    )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
     assert "Failed" in output

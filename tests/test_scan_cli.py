@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from conftest import console_script
 from keygen import key_of
 from keysentry.scanner.keys import KeyKind
 from planted import plant_tree
@@ -195,7 +196,8 @@ def test_output_goes_to_a_file_when_asked(tmp_path: Path, rng: random.Random, cl
 
 
 def test_the_console_script_runs_and_reports_its_version() -> None:
-    done = subprocess.run(["keysentry", "--version"], capture_output=True, text=True, check=False)
+    script = str(console_script())  # the one installed with this keysentry, not PATH's
+    done = subprocess.run([script, "--version"], capture_output=True, text=True, check=False)
     assert done.returncode == 0
     assert done.stdout.startswith("keysentry, version ")
 
@@ -206,7 +208,7 @@ def colour_run(path: Path, env: dict[str, str]) -> str:
 
     leader, follower = pty.openpty()
     subprocess.run(
-        ["keysentry", "scan", str(path)],
+        [str(console_script()), "scan", str(path)],
         stdout=follower,
         stderr=subprocess.DEVNULL,
         env=env,
@@ -232,6 +234,10 @@ def test_colour_on_a_tty_unless_no_color(tmp_path: Path, rng: random.Random) -> 
     assert "\033[31m" in colour_run(tmp_path, env)
     assert "\033[" not in colour_run(tmp_path, {**env, "NO_COLOR": "1"})
     piped = subprocess.run(
-        ["keysentry", "scan", str(tmp_path)], capture_output=True, text=True, env=env, check=False
+        [str(console_script()), "scan", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     assert "\033[" not in piped.stdout and "sk-proj-..." in piped.stdout
