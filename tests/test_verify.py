@@ -21,7 +21,7 @@ from keysentry.secret import Secret
 from keysentry.verify import client as api
 from keysentry.verify.client import ApiClient, CircuitBreaker, CircuitOpen
 from keysentry.verify.liveness import Status, check, check_many, classify
-from keysentry.verify.spend import KeyMap, redacted_match, spend
+from keysentry.verify.spend import KeyMap, month_start, redacted_match, spend
 from servers.openai_api import DAY, OpenAIServer, Spend, error
 from stores import write_config
 
@@ -240,9 +240,11 @@ def test_redacted_values_match_both_forms(rng: random.Random) -> None:
 @pytest.fixture
 def org(server: OpenAIServer, rng: random.Random) -> dict[str, Any]:
     """An organization: production alone in its project, staging sharing one with 120 others
-    (two pages of listing), an admin key; spend this month."""
+    (two pages of listing), an admin key; spend this month (by the code's own month boundary:
+    on the 1st, "yesterday" is last month, so the earlier day is today then)."""
     now = int(time.time())
     today = now - now % DAY
+    earlier = max(today - DAY, month_start())
     prod = live_key(server, rng, "proj_prod", id="key_prod")
     staging = live_key(server, rng, "proj_shared", id="key_staging")
     for index in range(120):
@@ -251,7 +253,7 @@ def org(server: OpenAIServer, rng: random.Random) -> dict[str, Any]:
     server.org.add_key(admin, None, id="key_admin")
     server.org.spend += [
         Spend(today, "key_prod", "proj_prod", 12.5),
-        Spend(today - DAY, "key_prod", "proj_prod", 30.0),
+        Spend(earlier, "key_prod", "proj_prod", 30.0),
         Spend(today, "key_staging", "proj_shared", 1.0, "gpt-4o-mini", 1_000_000, 1_000_000),
         Spend(today, "key_o1", "proj_shared", 99.0, "gpt-4o", 5, 5),
     ]
