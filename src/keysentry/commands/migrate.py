@@ -16,6 +16,7 @@ from keysentry import loader
 from keysentry.config import DEFAULT_MAX_FILE_SIZE, Config, load_config
 from keysentry.errors import ConfigError, ExitCode
 from keysentry.migrate.plan import Plan, make_plan
+from keysentry.safety import escape_control, say, scrub
 
 _DEFAULT_TEMPLATES = {
     "aws-sm": "aws-sm://{env}/openai#{name}",
@@ -24,7 +25,8 @@ _DEFAULT_TEMPLATES = {
 
 
 def _report(line: str) -> None:
-    print(f"keysentry: {line}")
+    """One line on stdout: paths come from file names, which may hold line breaks."""
+    print(escape_control(scrub(f"keysentry: {line}")))
 
 
 def _config(root: str) -> Config:
@@ -59,12 +61,13 @@ def plan(root: str, env: str | None, fmt: str) -> int:
         print(json.dumps(shown, indent=2))
     else:
         for item in result.items:
-            print(
+            line = (
                 f"{_shown(root, item.path)}:{item.line}: {item.secret.redacted} -> "
                 f"{item.destination} ({item.env}/{item.name}; {item.action}: {item.note})"
             )
+            print(escape_control(line))  # a file name cannot start a line of its own
         for conflict in result.conflicts:
-            print(f"CONFLICT {conflict}")
+            print(escape_control(f"CONFLICT {conflict}"))
         if not result.items:
             print("keysentry: no key to move", file=sys.stderr)
     return int(ExitCode.FINDINGS if result.conflicts else ExitCode.CLEAN)
@@ -149,7 +152,4 @@ def _after(root: str, result: Plan) -> None:
     )
     manual = [i for i in result.items if i.action == "manual"]
     for item in manual:
-        print(
-            f"keysentry: {_shown(root, item.path)}:{item.line}: left for you to edit: {item.note}",
-            file=sys.stderr,
-        )
+        say(f"keysentry: {_shown(root, item.path)}:{item.line}: left for you to edit: {item.note}")

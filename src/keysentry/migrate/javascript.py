@@ -29,8 +29,11 @@ def rewrite_js(text: str, moves: Sequence[Move]) -> str:
                 f"the key sits inside a longer string, a template literal or a comment: edit "
                 f"by hand (in a template literal: ${{process.env.{move.name}}})"
             )
-        for match in reversed(found):
-            text = text[: match.start()] + f"process.env.{move.name}" + text[match.end() :]
+        pieces, at = [], 0
+        for match in found:
+            pieces += [text[at : match.start()], f"process.env.{move.name}"]
+            at = match.end()
+        text = "".join([*pieces, text[at:]])
     return text
 
 

@@ -20,6 +20,7 @@ What a key becomes:
 from __future__ import annotations
 
 import ast
+import bisect
 import io
 import re
 import tokenize
@@ -64,11 +65,12 @@ def rewrite_python(text: str, moves: Sequence[Move]) -> str:
         raise Unrewritable("bare CR line endings: edit by hand")
     tree = _parse(text, "not valid Python as it stands")
     lines = _LineStarts(text)
-    edits = list(_environ_assignments(tree, moves, lines, text))
-    taken = [(e.start, e.end) for e in edits]
+    edits = sorted(_environ_assignments(tree, moves, lines, text))
+    starts = [e.start for e in edits]
     for group in _string_groups(text):
         start = group.units[0][0]
-        if any(s <= start < e for s, e in taken):
+        before = bisect.bisect_right(starts, start) - 1  # the statement edit it may sit in
+        if before >= 0 and start < edits[before].end:
             continue
         present = [m for m in moves if any(m.key in text[a:b] for a, b in group.units)]
         if present:
