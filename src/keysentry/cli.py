@@ -123,6 +123,12 @@ def cli() -> None:
     help="With --verify: fail only on live keys.",
 )
 @click.option(
+    "--accept-unknown",
+    is_flag=True,
+    help="With --verify --fail-on live: pass even if some keys could not be verified (the API "
+    "did not answer). Without it that exits 4.",
+)
+@click.option(
     "--no-cache",
     is_flag=True,
     help="With --history: read every blob, ignoring the clean-blob cache.",
@@ -345,28 +351,68 @@ def migrate_copy(
     return migrate.copy(source, destination, env, to_provider, overwrite)
 
 
+@cli.group("baseline")
+def baseline_group() -> None:
+    """Keysentry baselines: accepted findings, by fingerprint."""
+
+
+@baseline_group.command("import")
+@click.argument(
+    "sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--baseline",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=".keysentry-baseline.json",
+    show_default=True,
+    help="The keysentry baseline to add to (created if missing).",
+)
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="The repository or directory the other tool scanned (its paths are relative to it).",
+)
+def baseline_import(sources: tuple[Path, ...], baseline: Path, root: Path) -> int:
+    """Add the keys another scanner accepted to a keysentry baseline: a .gitleaksignore, a
+    .betterleaksignore, a gitleaks or betterleaks JSON report, or a detect-secrets
+    .secrets.baseline. Says which entries cannot be mapped, and why.
+
+    Exit codes: 0 every OpenAI entry mapped, 1 some could not be, 2 error.
+    """
+    from keysentry.commands.baseline import import_baselines
+
+    return import_baselines(list(sources), baseline, root)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every error ends as one line on stderr (usage errors as click shows them),
+    each line scrubbed of keys and with control characters escaped (`safety.say`)."""
+    import io
+
+    from keysentry.safety import say
+
     try:
         code = cli.main(args=argv, prog_name="keysentry", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()
+        exc.show(file=shown)
+        for line in shown.getvalue().splitlines():
+            say(line)
         return int(ExitCode.ERROR)
     except (click.Abort, KeyboardInterrupt):
-        print("keysentry: interrupted", file=sys.stderr)
+        say("keysentry: interrupted")
         return int(ExitCode.INTERRUPTED)
     except KeysentryError as exc:
-        print(f"keysentry: error: {exc}", file=sys.stderr)
+        say(f"keysentry: error: {exc}")
         return int(exc.exit_code)
     except BrokenPipeError:
         sys.stderr.close()  # the reader went away (`| head`); nothing left to say
         return int(ExitCode.ERROR)
     except Exception as exc:  # a bug: still one line, and scrubbed of anything key-shaped
-        from keysentry.safety import scrub
-
-        print(
-            f"keysentry: internal error: {type(exc).__name__}: {scrub(str(exc))}", file=sys.stderr
-        )
+        say(f"keysentry: internal error: {type(exc).__name__}: {exc}")
         return int(ExitCode.ERROR)
     return int(code or 0)

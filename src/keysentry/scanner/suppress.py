@@ -57,6 +57,11 @@ def load_ignore_file(path: Path) -> IgnoreRules:
 
 def load_baseline(path: Path) -> frozenset[str]:
     """The fingerprints a baseline file accepts."""
+    return frozenset(load_baseline_entries(path))
+
+
+def load_baseline_entries(path: Path) -> dict[str, dict[str, str]]:
+    """A baseline's entries: fingerprint -> {kind, redacted}."""
     import json
 
     try:
@@ -72,17 +77,19 @@ def load_baseline(path: Path) -> frozenset[str]:
     entries = document.get("fingerprints") if isinstance(document, dict) else None
     if not isinstance(entries, dict) or not all(_FINGERPRINT.match(k) for k in entries):
         raise InputError(f"baseline {path} has no 'fingerprints' object of keysentry fingerprints")
-    return frozenset(entries)
+    return {k: v if isinstance(v, dict) else {} for k, v in entries.items()}
 
 
 def write_baseline(path: Path, findings: Iterable[Finding]) -> int:
     """Write the fingerprints of `findings` as the new baseline; returns how many it holds."""
+    entries = {f.fingerprint: {"kind": f.kind.value, "redacted": f.redacted} for f in findings}
+    return write_baseline_entries(path, entries)
+
+
+def write_baseline_entries(path: Path, entries: dict[str, dict[str, str]]) -> int:
+    """Write a baseline of these entries (sorted, so it never churns); returns their count."""
     import json
 
-    entries = {
-        f.fingerprint: {"kind": f.kind.value, "redacted": f.redacted}
-        for f in sorted(findings, key=lambda f: f.fingerprint)
-    }
     document = {"version": BASELINE_VERSION, "tool": "keysentry", "fingerprints": entries}
     write_file(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
     return len(entries)
