@@ -56,27 +56,32 @@ class KeyVaultServer(ThreadingHTTPServer):
         self.server_close()
 
     def bundle(self, entry: dict[str, Any], version: dict[str, Any]) -> dict[str, Any]:
-        return {
+        bundle = {
             "value": version["value"],
             "id": f"{self.vault_url}/secrets/{entry['name']}/{version['id']}",
             "attributes": self._attributes(version),
-            "contentType": version.get("contentType"),
-            "tags": version.get("tags") or {},
         }
+        return {**bundle, **self._optional(version)}
 
     def item(self, entry: dict[str, Any], version: dict[str, Any], versioned: bool
              ) -> dict[str, Any]:  # fmt: skip
         suffix = f"/{version['id']}" if versioned else ""
-        return {
+        item = {
             "id": f"{self.vault_url}/secrets/{entry['name']}{suffix}",
             "attributes": self._attributes(version),
-            "contentType": version.get("contentType"),
-            "tags": version.get("tags") or {},
         }
+        return {**item, **self._optional(version)}
+
+    @staticmethod
+    def _optional(version: dict[str, Any]) -> dict[str, Any]:
+        # A real vault leaves out contentType and tags that were never set (the SDK's recordings).
+        return {k: version[k] for k in ("contentType", "tags") if version.get(k)}
 
     @staticmethod
     def _attributes(version: dict[str, Any]) -> dict[str, Any]:
-        return {"enabled": True, "created": version["created"], "updated": version["created"],
+        given = version.get("attributes") or {}  # enabled, exp, nbf as PUT gave them
+        return {"enabled": True, **given, "created": version["created"],
+                "updated": version.get("updated", version["created"]),
                 "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}  # fmt: skip
 
 
@@ -154,11 +159,15 @@ class _Handler(BaseHTTPRequestHandler):
                                    "state, the secret can only be recovered or purged.",
                                    "ObjectIsDeletedButRecoverable")  # fmt: skip
             entry = server.secrets.setdefault(key, {"name": name, "versions": []})
+            given = body.get("attributes") or {}
             version = {"id": uuid.uuid4().hex, "value": body.get("value", ""),
                        "tags": body.get("tags"), "contentType": body.get("contentType"),
+                       "attributes": {k: given[k] for k in ("enabled", "exp", "nbf") if k in given},
                        "created": int(time.time())}  # fmt: skip
             entry["versions"].append(version)
             return self._send(200, server.bundle(entry, version))
+        if entry is None and method == "GET" and parts[2:] == ["versions"]:
+            return self._page([], query, f"secrets/{name}/versions")  # as a real vault answers
         if entry is None:
             return self._error(404, "SecretNotFound", f"A secret with (name/id) {name} was not "
                                "found in this key vault.")  # fmt: skip
@@ -172,11 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
             if not found:
                 return self._error(404, "SecretNotFound", f"version {wanted} of {name} not found")
             return self._send(200, server.bundle(entry, found[0]))
-        if method == "PATCH" and len(parts) == 3:
-            found = [v for v in entry["versions"] if v["id"] == parts[2]]
+        if method == "PATCH" and len(parts) in (2, 3):  # `/secrets/name/`: the latest version
+            found = [v for v in entry["versions"] if v["id"] == parts[2]] if len(parts) == 3 \
+                else entry["versions"][-1:]  # fmt: skip
             if not found:
                 return self._error(404, "SecretNotFound", "no such version")
             found[0].update({k: body[k] for k in ("tags", "contentType") if k in body})
+            found[0]["updated"] = int(time.time())
             bundle = server.bundle(entry, found[0])
             bundle.pop("value")
             return self._send(200, bundle)
@@ -189,8 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
         server = self.server
         if len(parts) == 1 and method == "GET":
             items = [self._deleted_bundle(e) for e in server.deleted.values()]
-            for item in items:
-                item.pop("value", None)
+            for item in items:  # a listing's item names the secret, not a version
+                item["id"] = item["id"].rsplit("/", 1)[0]
             return self._page(items, query, "deletedsecrets")
         key = parts[1].lower()
         entry = server.deleted.get(key)
@@ -208,6 +219,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _deleted_bundle(self, entry: dict[str, Any]) -> dict[str, Any]:
         bundle = self.server.bundle(entry, entry["versions"][-1])
+        bundle.pop("value")  # a deleted secret's value is not returned
         now = int(time.time())
         bundle.update({"recoveryId": f"{self.server.vault_url}/deletedsecrets/{entry['name']}",
                        "deletedDate": now, "scheduledPurgeDate": now + 90 * 86400})  # fmt: skip
