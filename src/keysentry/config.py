@@ -2,13 +2,19 @@
 
 Found in the current directory unless a path is given. Every malformed value is a ConfigError
 that names the file, the key and what is wrong.
+
+A key pasted where a reference belongs (`OPENAI_API_KEY = "sk-proj-..."`) is found when the
+file is read, and reading the section that holds it raises a ConfigError that names where it
+is and what to do, never the key. The check sits in the mapping every section is read from
+(`Config.raw`), so each reader of each section, including sections added later, refuses it;
+a section without a key (the scan's, say) still reads, so `keysentry scan` can report the key.
 """
 
 from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -31,6 +37,54 @@ class Config(NamedTuple):
     path: Path | None = None  # None: no file, all defaults
     scan: ScanConfig = ScanConfig()
     raw: Mapping[str, Any] = MappingProxyType({})  # the whole table, for later sections
+
+
+class Sections(Mapping[str, Any]):
+    """The config's top-level table, by section name. Reading a section that holds a key
+    raises the ConfigError that says where the key is."""
+
+    def __init__(self, table: Mapping[str, Any], keyed: Mapping[str, str]) -> None:
+        self._table, self._keyed = table, keyed  # keyed: section -> its error
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._keyed:
+            raise ConfigError(self._keyed[name])
+        return self._table[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+
+def pasted_key(where: str) -> ConfigError:
+    """The error for a key found where a reference (or other setting) belongs."""
+    return ConfigError(
+        f"{where} holds a key, not a reference: store it with `keysentry migrate` (or "
+        "`keysentry migrate copy`) and put its reference here"
+    )
+
+
+def _first_key(value: Any, name: str) -> str | None:
+    """The dotted name of the first value under `value` (a TOML value called `name`) that
+    holds a key, or of a table entry whose name is one (scrubbed)."""
+    from keysentry.safety import holds_key, scrub
+
+    if isinstance(value, str):
+        return name if holds_key(value) else None
+    if isinstance(value, dict):
+        dotted = f"{name}." if name else ""
+        children = [(str(k), dotted + scrub(str(k)), item) for k, item in value.items()]
+    elif isinstance(value, list):
+        children = [("", f"{name}[{i}]", item) for i, item in enumerate(value)]
+    else:
+        return None
+    for label, child, item in children:
+        found = child if holds_key(label) else _first_key(item, child)
+        if found is not None:
+            return found
+    return None
 
 
 def parse_size(value: str | int, where: str) -> int:
@@ -82,7 +136,13 @@ def _from_file(path: Path, required: bool) -> Config:
         table, prefix = document, ""
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [{prefix.rstrip('.')}] must be a table")
-    return Config(path, _scan_config(path, table.get("scan", {}), prefix + "scan"), table)
+    keyed = {}
+    for section, value in table.items():
+        found = _first_key({section: value}, prefix.rstrip("."))
+        if found is not None:
+            keyed[section] = str(pasted_key(f"{path}: {found}"))
+    sections = Sections(table, keyed)
+    return Config(path, _scan_config(path, sections.get("scan", {}), prefix + "scan"), sections)
 
 
 def _scan_config(path: Path, table: Any, name: str) -> ScanConfig:

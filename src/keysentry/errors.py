@@ -1,7 +1,9 @@
 """keysentry's exceptions and exit codes.
 
 Every error a user can cause is a KeysentryError with a one-line message that never holds a
-secret; the CLI prints it (through `safety.scrub`) and exits with its code.
+secret: its arguments pass through `safety.scrub` when it is raised, so no caller (the CLI,
+an application calling `load_key`, a log handler) can ever see a key in one, whatever text
+went into it. The CLI prints it and exits with its code.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ class ExitCode(enum.IntEnum):
 
 
 class KeysentryError(Exception):
-    """Base of every error keysentry raises on purpose."""
+    """Base of every error keysentry raises on purpose; its message is scrubbed of keys."""
 
     exit_code = ExitCode.ERROR
+
+    def __init__(self, *args: object) -> None:
+        from keysentry.safety import scrub  # here: importing errors stays free
+
+        super().__init__(*(scrub(str(arg)) for arg in args))
 
 
 class InputError(KeysentryError):

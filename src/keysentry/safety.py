@@ -1,23 +1,41 @@
 """The guards every message that leaves the process passes through.
 
 `scrub` is the one redaction choke point: CLI errors and warnings, exceptions raised by the
-public API, report fields that carry remote text (API error bodies) and health payloads go
-through it, so a key pasted where it does not belong, or quoted back by a server, is never
-shown in full. `escape_control` makes a line built from untrusted names (file names, refs,
-commit authors) unable to forge other lines or drive the terminal.
+public API (every KeysentryError scrubs its message when it is raised), report fields that
+carry remote text (API error bodies) and health payloads go through it, so a key pasted where
+it does not belong, or quoted back by a server, is never shown in full. `escape_control` makes
+a line built from untrusted names (file names, refs, commit authors) unable to forge other
+lines or drive the terminal. `say` is both, for a line on stderr.
 """
 
 from __future__ import annotations
 
 import re
+import sys
+from typing import TextIO
 
-# C0 and C1 controls, DEL, and the Unicode line/paragraph separators and bidi overrides that
-# would let a name start a new line or reorder what a person reads.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 controls, DEL, the Unicode line/paragraph separators and bidi overrides that would
+# let a name start a new line or reorder what a person reads, and lone surrogates (the bytes
+# of a name that is not UTF-8, as os.fsdecode gives them), which no strict stream can write.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+# Text shaped like an OpenAI key that the detector does not call one is still a secret, so
+# messages never show it whole: a key glued to the text around it (a run of base64url holding
+# the marker, which the detector rejects as part of a longer token), and `sk-`, an optional
+# type word, then 20 or more base64url characters that look random (an unseen format, an admin
+# key, a truncated key): both cases of letter or a digit, and few hyphens, unlike a name such
+# as `disk-image-backup-2024-01`.
+_MARKED_RUN = re.compile(r"[A-Za-z0-9_-]*T3BlbkFJ[A-Za-z0-9_-]*")
+_SK_RUN = re.compile(r"sk-(?:[A-Za-z]+-)?([A-Za-z0-9_-]{20,})")
+_MIN_MARKED_RUN = 40
+
+# surrogateescape maps an undecodable byte 0xNN to U+DCNN.
+_ESCAPED_BYTES = range(0xDC80, 0xDD00)
 
 
 def scrub(text: str) -> str:
-    """`text` with every OpenAI key in it (plain or encoded) replaced by its redacted form."""
+    """`text` with every OpenAI key in it (plain or encoded), and anything key-shaped
+    (`sk-` and 20 or more base64url characters), replaced by its redacted form."""
     from keysentry.scanner.detect import detect  # here: importing safety stays free
     from keysentry.secret import redact
 
@@ -25,15 +43,51 @@ def scrub(text: str) -> str:
     for match in reversed(detect(data)):
         shown = redact(match.key.decode("ascii"), match.classified.prefix).encode()
         data = data[: match.start] + shown + data[match.end :]
-    return data.decode("utf-8", "surrogateescape")
+    detected = data.decode("utf-8", "surrogateescape")
+    return _SK_RUN.sub(_redacted_if_random, _MARKED_RUN.sub(_redacted_run, detected))
+
+
+def holds_key(text: str) -> bool:
+    """Whether `scrub` would redact anything in `text`."""
+    return scrub(text) != text
 
 
 def escape_control(text: str) -> str:
-    """`text` with every control character written as a visible escape (`\\n`, `\\x1b`), so
-    that it stays on one line and sends nothing to the terminal."""
+    """`text` with every control character written as a visible escape (`\\n`, `\\u001b`),
+    and each byte of a name that is not UTF-8 as `\\xNN`, so that it stays on one line, sends
+    nothing to the terminal, and can be written to any UTF-8 stream."""
     return _CONTROL.sub(_escaped, text)
+
+
+def say(text: str, file: TextIO | None = None) -> None:
+    """Print `text` as one line, scrubbed and with control characters escaped, to stderr."""
+    print(escape_control(scrub(text)), file=file or sys.stderr)
+
+
+def _redacted_run(match: re.Match[str]) -> str:
+    from keysentry.secret import redact
+
+    run = match.group()
+    if len(run) < _MIN_MARKED_RUN:
+        return run
+    start = run.find("sk-")
+    return run[:start] + redact(run[start:]) if start >= 0 else redact(run)
+
+
+def _redacted_if_random(match: re.Match[str]) -> str:
+    from keysentry.secret import redact
+
+    tail = match.group(1)
+    random_looking = (
+        any(c.islower() for c in tail)
+        and any(c.isupper() or c.isdigit() for c in tail)
+        and tail.count("-") * 10 <= len(tail)
+    )
+    return redact(match.group()) if random_looking else match.group()
 
 
 def _escaped(match: re.Match[str]) -> str:
     char = match.group()
+    if ord(char) in _ESCAPED_BYTES:
+        return f"\\x{ord(char) - 0xDC00:02x}"
     return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or f"\\u{ord(char):04x}"

@@ -1,11 +1,13 @@
 """A secret value that never shows itself by accident.
 
 `repr`, `str` and f-strings give the redacted form; the value comes only from `.reveal()`.
+Pickling and copying refuse: a pickle carries the raw value wherever it goes (caches, queues,
+multiprocessing pipes, logs), and `__slots__` would otherwise hand it to `__getstate__`.
 """
 
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import Any, NoReturn
 
 # OpenAI key prefixes that name a key type; any other `sk-` value keeps only `sk-`.
 _TYPED_PREFIXES = ("sk-proj-", "sk-svcacct-", "sk-admin-", "sk-None-")
@@ -64,5 +66,20 @@ class Secret:
         return hash(self._value)
 
     def __reduce__(self) -> NoReturn:
-        # Pickling would write the raw value wherever the pickle goes (caches, queues, logs).
-        raise TypeError("Secret values cannot be pickled")
+        _refuse("pickled")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        _refuse("pickled")
+
+    def __getstate__(self) -> NoReturn:
+        _refuse("pickled")
+
+    def __copy__(self) -> NoReturn:
+        _refuse("copied")
+
+    def __deepcopy__(self, memo: Any) -> NoReturn:
+        _refuse("copied")
+
+
+def _refuse(what: str) -> NoReturn:
+    raise TypeError(f"Secret values cannot be {what}: pass the Secret itself, or its reference")

@@ -5,13 +5,15 @@ included; pull_request: base..head; schedule, workflow_dispatch and anything els
 history), writes annotations (the first ten; GitHub drops the rest), a step summary table, a
 SARIF file for `github/codeql-action/upload-sarif` and the `findings` output, and fails as
 `fail-on` says: `any` finding (exit 1), only a `live` key (checked against the OpenAI API;
-exit 3), or `never`. It never writes a key anywhere: every output is redacted.
+exit 3), or `never`. It never writes a key anywhere: every output is redacted. File names,
+authors and error text never write a workflow command of their own: annotations escape them
+as command data (report/github.py), the step summary escapes control characters and Markdown
+table syntax, and `$GITHUB_OUTPUT` values that could hold a newline are refused.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from keysentry.commands.scan import (
     write_report,
 )
 from keysentry.errors import ExitCode, InputError, KeysentryError
+from keysentry.safety import escape_control, say
 from keysentry.scanner.pipeline import ScanResult
 from keysentry.scanner.report import FORMATS, render
 from keysentry.scanner.report.github import escape_data
@@ -79,6 +82,8 @@ def run(environ: dict[str, str]) -> int:
     try:
         if fail_on not in ("any", "live", "never"):
             raise InputError(f"fail-on takes any, live or never, got {fail_on!r}")
+        if any(char in environ.get("KS_SARIF_FILE", "") for char in "\r\n"):
+            raise InputError("sarif-file must be a file name on one line")
         paths, options = scan_options(environ)
         result = execute(paths, options)
         if fail_on == "live" and result.findings:
@@ -89,7 +94,7 @@ def run(environ: dict[str, str]) -> int:
             live = translated(lambda: verify_findings(result, None))
     except KeysentryError as exc:
         print(f"::error title=keysentry::{escape_data(str(exc))}")
-        print(f"keysentry: error: {exc}", file=sys.stderr)
+        say(f"keysentry: error: {exc}")
         return int(exc.exit_code)
     write_report(result, options)
     summarize(result, options)
@@ -157,4 +162,5 @@ def step_summary(result: ScanResult) -> str:
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("`", "'")
+    """`text` for a Markdown table cell in a code span: on one line, no cell or span end."""
+    return escape_control(text).replace("|", "\\|").replace("`", "'")

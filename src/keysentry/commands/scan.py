@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from keysentry.config import load_config, parse_size
 from keysentry.errors import ExitCode, InputError
+from keysentry.safety import say
 from keysentry.scanner.pipeline import ScanResult, Suppression, scan_files
 from keysentry.scanner.report import render
 from keysentry.scanner.sources.files import FileSource
@@ -182,7 +183,7 @@ def write_report(result: ScanResult, options: ScanOptions) -> None:
 def summarize(result: ScanResult, options: ScanOptions) -> None:
     for skip in result.skipped:
         if skip.unreadable:
-            print(f"keysentry: warning: {skip.path}: {skip.reason}", file=sys.stderr)
+            say(f"keysentry: warning: {skip.path}: {skip.reason}")
         else:
             _note(options, f"keysentry: skipped {skip.path}: {skip.reason}")
     suppressed = ", ".join(f"{n} by {why}" for why, n in sorted(result.suppressed.items()))
@@ -216,4 +217,4 @@ def summarize(result: ScanResult, options: ScanOptions) -> None:
 
 def _note(options: ScanOptions, line: str) -> None:
     if not options.quiet:
-        print(line, file=sys.stderr)
+        say(line)  # names and refs in it: escaped, so they cannot forge lines

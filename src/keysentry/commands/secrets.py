@@ -8,6 +8,7 @@ import sys
 
 from keysentry import loader
 from keysentry.errors import ExitCode, ProviderError
+from keysentry.safety import escape_control
 
 
 def get(name: str, env: str | None, reveal: bool) -> int:
@@ -49,7 +50,7 @@ def check(envs: list[str]) -> int:
                 fetched = loader.fetch(name, env=env)
             except ProviderError as exc:
                 failed += 1
-                print(f"{env}\t{name}\tFAILED\t{exc}")
+                print(f"{env}\t{name}\tFAILED\t{escape_control(str(exc))}")  # store's words
             else:
                 print(f"{env}\t{name}\tok\t{fetched.secret.redacted}\t{fetched.source}")
     return int(ExitCode.FINDINGS if failed else ExitCode.CLEAN)

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 from keysentry import loader
 from keysentry.errors import ConfigError, ExitCode, InputError, KeysentryError
 from keysentry.providers.base import parse_ref
+from keysentry.safety import scrub
 from keysentry.scanner.findings import fingerprint
 from keysentry.scanner.pipeline import ScanResult
 from keysentry.secret import Secret
@@ -192,7 +193,8 @@ def verify_findings(result: ScanResult, base_url: str | None) -> bool:
     live = False
     for index, finding in enumerate(result.findings):
         verdict = verdicts[finding.fingerprint]
-        info: dict[str, Any] = {"status": verdict.status.value, "detail": verdict.detail}
+        # The detail is remote text (the API's words): scrubbed here, where it joins a report.
+        info: dict[str, Any] = {"status": verdict.status.value, "detail": scrub(verdict.detail)}
         if verdict.status.is_live:
             live = True
             info.update(_revoke_info(keymap, finding.secret) if keymap else {})

@@ -78,10 +78,13 @@ class Provider(Protocol):
 
 
 def parse_ref(text: str, where: str = "reference") -> SecretRef:
-    """A SecretRef from its URI; a ConfigError naming `where` and what is wrong otherwise."""
+    """A SecretRef from its URI; a ConfigError naming `where` and what is wrong otherwise
+    (a key given instead of a reference gets its own error, which never shows it)."""
     from keysentry.providers import PROVIDERS
 
     scheme, sep, rest = text.partition("://")
+    if not sep or not scheme or scheme not in PROVIDERS:
+        _refuse_a_key(text, where)
     if not sep or not scheme:
         raise ConfigError(f"{where}: {text!r} is not a secret reference (scheme://location)")
     if scheme not in PROVIDERS:
@@ -109,3 +112,13 @@ def parse_ref(text: str, where: str = "reference") -> SecretRef:
     if field == "":
         raise ConfigError(f"{where}: {text!r} has an empty #field")
     return SecretRef(scheme, unquote(location), field, options)
+
+
+def _refuse_a_key(text: str, where: str) -> None:
+    """Raise the pasted-key error if `text`, which is not a reference, is a key. Checked only
+    for what does not parse, so that a valid reference costs no detector run."""
+    from keysentry.config import pasted_key
+    from keysentry.safety import holds_key
+
+    if holds_key(text):
+        raise pasted_key(where)

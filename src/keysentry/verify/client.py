@@ -212,14 +212,17 @@ def error_type(exc: Any) -> str | None:
 
 def error_message(exc: Any) -> str:
     """The API's own message (bare-string errors included), never the SDK's text, which may
-    quote the request."""
+    quote the request. Remote text enters our data here: any key in it (the API quotes keys
+    back) is redacted, and it is made one line."""
+    from keysentry.safety import escape_control, scrub
+
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
         inner = body.get("error", body)
-        if isinstance(inner, dict):
-            return str(inner.get("message", ""))
-        return str(inner)
-    return str(body or "")
+        message = str(inner.get("message", "")) if isinstance(inner, dict) else str(inner)
+    else:
+        message = str(body or "")
+    return escape_control(scrub(message))
 
 
 def _retry_after(exc: Any) -> float | None:

@@ -1,17 +1,27 @@
-"""GitHub Actions workflow commands: one `::error` annotation per finding."""
+"""GitHub Actions workflow commands: one `::error` annotation per finding.
+
+The runner reads every line of a step's output as a possible command, so a file name must
+never end a line: command data escapes `%`, CR and LF as the runner expects (and properties
+`:` and `,` as well), and every other control character, and each byte of a name that is not
+UTF-8, is written as a visible escape (`\u001b`, `\xff`), so no ANSI sequence reaches the log.
+"""
 
 from __future__ import annotations
 
+from keysentry.safety import escape_control
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.keys import Confidence
 from keysentry.scanner.pipeline import ScanResult
 
 
 def escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """`text` as workflow-command data: one line, nothing the runner or a terminal acts on."""
+    workflow = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return escape_control(workflow)
 
 
 def escape_property(text: str) -> str:
+    """`text` as a workflow-command property value (`file=...`)."""
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 

@@ -1,9 +1,13 @@
-"""SARIF 2.1.0 for GitHub code scanning: one rule per key kind, a partial fingerprint per key."""
+"""SARIF 2.1.0 for GitHub code scanning: one rule per key kind, a partial fingerprint per key.
+
+Artifact URIs percent-encode the bytes of the path, so a file name that is not UTF-8 is a
+valid URI naming exactly that file; property bags follow the JSON report's rule for such
+names (valid text plus a `<field>_bytes` sibling, see report/json.py).
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -11,6 +15,7 @@ from keysentry import __version__
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.keys import Confidence, KeyKind
 from keysentry.scanner.pipeline import ScanResult
+from keysentry.scanner.report.json import lossless
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 _RULES = list(KeyKind)
@@ -51,9 +56,9 @@ def _region(finding: Finding) -> dict[str, Any]:
 
 
 def _artifact(path: str) -> dict[str, str]:
-    posix = path.replace("\\", "/")
-    if posix.startswith("/"):
-        return {"uri": PurePosixPath(posix).as_uri()}
+    posix = path.replace("\\", "/").encode("utf-8", "surrogateescape")  # the name's own bytes
+    if posix.startswith(b"/"):
+        return {"uri": "file://" + quote(posix)}
     return {"uri": quote(posix), "uriBaseId": "%SRCROOT%"}
 
 
@@ -82,7 +87,7 @@ def _result(finding: Finding, show_secrets: bool) -> dict[str, Any]:
             }
         ],
         "partialFingerprints": {"keysentry/v1": finding.fingerprint},
-        "properties": properties,
+        "properties": lossless(properties),
     }
 
 

@@ -1,9 +1,16 @@
-"""The human report: one line per finding, `path:line:column: what`."""
+"""The human report: one line per finding, `path:line:column: what`.
+
+Names, refs, authors and remote text are attacker-controlled: every line is built with them
+passed through `escape_control`, so a file named with a newline cannot forge a finding line,
+an ANSI sequence in a commit author never reaches the terminal, and a name that is not UTF-8
+prints as `\\xNN` escapes instead of failing a strict UTF-8 stream.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from keysentry.safety import escape_control
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.keys import Confidence
 from keysentry.scanner.pipeline import ScanResult
@@ -12,9 +19,10 @@ _BOLD, _RED, _YELLOW, _DIM, _RESET = "\033[1m", "\033[31m", "\033[33m", "\033[2m
 
 
 def _where(finding: Finding) -> str:
+    path = escape_control(finding.path)
     if finding.binary:
-        return f"{finding.path}@{finding.offset}"
-    return f"{finding.path}:{finding.line}:{finding.column}"
+        return f"{path}@{finding.offset}"
+    return f"{path}:{finding.line}:{finding.column}"
 
 
 def format_finding(finding: Finding, show_secrets: bool, color: bool) -> str:
@@ -75,8 +83,8 @@ def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
         lines.append(format_finding(finding, show_secrets, color))
         git = finding.provenance.get("git")
         if git:
-            lines.append("    " + timeline(git))
+            lines.append("    " + escape_control(timeline(git)))
         verification = finding.provenance.get("verification")
         if verification:
-            lines.append("    " + verified(verification))
+            lines.append("    " + escape_control(verified(verification)))
     return "".join(line + "\n" for line in lines)
