@@ -24,6 +24,7 @@ import bisect
 import io
 import re
 import tokenize
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
@@ -90,10 +91,21 @@ def rewrite_python(text: str, moves: Sequence[Move]) -> str:
 
 def _parse(text: str, failure: str) -> ast.Module:
     try:
-        return ast.parse(text)
+        module = _quiet_parse(text, "exec")
     except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte
         line = getattr(exc, "lineno", None)
         raise Unrewritable(failure + (f" (line {line})" if line else "")) from None
+    assert isinstance(module, ast.Module)
+    return module
+
+
+def _quiet_parse(text: str, mode: str) -> ast.AST:
+    """ast.parse without the warnings a user's code may raise (`"\\d"`: an invalid escape),
+    which would otherwise be printed by a command that only reads the file."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ast.parse(text, mode=mode)
 
 
 class _LineStarts:
@@ -183,7 +195,7 @@ def _whole(text: str, group: _Group, moves: list[Move]) -> list[_Edit] | None:
         return None
     (a, b), move = group.units[0], moves[0]
     try:
-        value = ast.literal_eval(text[a:b])
+        value = ast.literal_eval(_quiet_parse(text[a:b], "eval"))
     except (ValueError, SyntaxError):
         return None
     lookup = f'os.environ["{move.name}"]'
@@ -275,9 +287,10 @@ def _parts_of(expression: str, moves: Sequence[Move]) -> list[tuple[str, object]
     """The string expression as constant and formatted parts, adjacent constants joined,
     each `os.environ["NAME"]` read as NAME's key: equal parts, equal value."""
     try:
-        tree = ast.parse("(" + expression + "\n)", mode="eval")
+        tree = _quiet_parse("(" + expression + "\n)", "eval")
     except (SyntaxError, ValueError):
         return None
+    assert isinstance(tree, ast.Expression)
     keys = {m.name: m.key for m in moves}
     parts: list[tuple[str, object]] = []
     for kind, value in _parts(tree.body, keys):
