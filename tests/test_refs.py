@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from keygen import key_of
 from keysentry.errors import ConfigError
 from keysentry.providers.base import SecretRef, parse_ref
+from keysentry.scanner.keys import KeyKind
 
 
 @pytest.mark.parametrize(
@@ -44,3 +48,19 @@ def test_malformed_references_say_what_is_wrong(text: str, message: str) -> None
     with pytest.raises(ConfigError, match=message) as caught:
         parse_ref(text, "keysentry.toml: [environments.prod].OPENAI_API_KEY")
     assert str(caught.value).startswith("keysentry.toml: [environments.prod].OPENAI_API_KEY: ")
+
+
+@pytest.mark.parametrize("template", ["{key}", "  {key}\n", "gcp-sm://{key}", "{key}://x"])
+def test_a_key_given_as_a_reference_gets_its_own_error_without_the_key(
+    template: str, rng: random.Random
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    where = "keysentry.toml: [environments.prod].OPENAI_API_KEY"
+    with pytest.raises(ConfigError) as caught:
+        parse_ref(template.format(key=key), where)
+    message = str(caught.value)
+    assert message == (
+        f"{where} holds a key, not a reference: store it with `keysentry migrate` (or "
+        "`keysentry migrate copy`) and put its reference here"
+    )
+    assert key[len(key) // 2 :] not in message + repr(caught.value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import random
 from importlib import resources
 from pathlib import Path
@@ -116,3 +118,82 @@ def test_no_format_prints_a_full_key_unless_asked(
     assert leaked == []
     shown = cli("scan", "--format", fmt, "--show-secrets", str(tmp_path / "tree"))
     assert all(p.key in shown.out for p in planted)
+
+
+def undecodable_result(rng: random.Random) -> tuple[ScanResult, str]:
+    """A finding in a file whose name is not UTF-8 (as os.fsdecode gives it), with git
+    provenance naming it too."""
+    key = key_of(KeyKind.PROJECT, rng).key
+    name = os.fsdecode(b"dir/caf\xe9 \x1b[1m.py")
+    git = {"blob": "0" * 40, "paths": ["ok.py", name]}
+    result = result_of(Blob(name, f"k = '{key}'\n".encode(), {"git": git}))
+    return result, key
+
+
+def test_json_writes_an_undecodable_name_as_valid_text_and_its_exact_bytes(
+    rng: random.Random,
+) -> None:
+    result, _ = undecodable_result(rng)
+    for fmt in ("json", "jsonl"):
+        text = render(result, fmt, show_secrets=False, color=False)
+        text.encode("utf-8")  # no lone surrogate anywhere
+        document = json.loads(text)
+        finding = document["findings"][0] if fmt == "json" else document
+        assert finding["path"] == "dir/caf\ufffd \x1b[1m.py"
+        assert base64.b64decode(finding["path_bytes"]) == b"dir/caf\xe9 \x1b[1m.py"
+        assert finding["git"]["paths"] == ["ok.py", "dir/caf\ufffd \x1b[1m.py"]
+        decoded = [p and base64.b64decode(p) for p in finding["git"]["paths_bytes"]]
+        assert decoded == [None, b"dir/caf\xe9 \x1b[1m.py"]
+
+
+def test_json_adds_no_bytes_field_for_a_valid_name(rng: random.Random) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    result = result_of(Blob("dir/café.py", f"k = '{key}'\n".encode()))
+    finding = json.loads(render(result, "json", show_secrets=False, color=False))["findings"][0]
+    assert finding["path"] == "dir/café.py" and "path_bytes" not in finding
+
+
+def test_sarif_percent_encodes_the_bytes_of_an_undecodable_name(rng: random.Random) -> None:
+    result, _ = undecodable_result(rng)
+    text = render(result, "sarif", show_secrets=False, color=False)
+    text.encode("utf-8")
+    document = json.loads(text)
+    jsonschema.validate(document, sarif_schema())
+    (res,) = document["runs"][0]["results"]
+    location = res["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert location == {"uri": "dir/caf%E9%20%1B%5B1m.py", "uriBaseId": "%SRCROOT%"}
+    assert res["properties"]["git"]["paths"][1] == "dir/caf\ufffd \x1b[1m.py"
+    absolute = ScanResult()
+    absolute.findings.append(result.findings[0]._replace(path=os.fsdecode(b"/tmp/\xff.py")))
+    (res,) = json.loads(render(absolute, "sarif", show_secrets=False, color=False))["runs"][0][
+        "results"
+    ]
+    uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "file:///tmp/%FF.py"
+
+
+def test_text_and_github_escape_names_authors_and_remote_text(rng: random.Random) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    git = {
+        "blob": "0" * 40,
+        "introduced": {"commit": "c" * 40, "author": "Eve\x1b[2J", "email": "e\n@x",
+                       "date": "2026-01-01T00:00:00+00:00", "path": "a", "line": 1},
+        "removed": None, "at_head": True, "in_working_tree": False,
+        "refs": ["refs/heads/ma\u202ein"], "commits": 1, "paths": ["a"],
+    }  # fmt: skip
+    verification = {"status": "unknown", "detail": "HTTP 400: two\nlines"}
+    name = os.fsdecode(b"x\nsrc/y.py:1:1: forged\xff")
+    result = result_of(Blob(name, f"k = '{key}'\n".encode(), {"git": git}))
+    result.findings[0] = result.findings[0]._replace(
+        provenance={"git": git, "verification": verification}
+    )
+    text = render(result, "text", show_secrets=False, color=True)
+    lines = text.splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("\x1b[1mx\\nsrc/y.py:1:1: forged\\xff:1:6\x1b[0m: ")
+    assert "by Eve\\u001b[2J <e\\n@x>" in lines[1] and "ma\\u202ein" in lines[1]
+    assert lines[2].endswith("HTTP 400: two\\nlines")
+    github_line = render(result, "github", show_secrets=False, color=False)
+    assert github_line.count("\n") == 1 and "\x1b" not in github_line
+    assert github_line.startswith("::error file=x%0Asrc/y.py%3A1%3A1%3A forged\\xff,line=1,")
+    assert github.escape_data("a\x1b[2Jb\x07") == "a\\u001b[2Jb\\u0007"
