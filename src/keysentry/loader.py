@@ -92,8 +92,10 @@ def current_config() -> Config:
     global _config
     with _config_lock:
         if _config is None:
-            _config = load_config()
-            _cache.ttl, _cache.stale_if_error = _settings(_config)
+            config = load_config()
+            # Kept only once valid: a bad [load] (a key pasted there) fails every call, not one.
+            _cache.ttl, _cache.stale_if_error = _settings(config)
+            _config = config
         return _config
 
 
