@@ -77,3 +77,21 @@ def test_a_redacted_value_that_shows_nothing_never_names_a_key_to_revoke(
     assert "revoke" not in finding["verification"]
     assert_nowhere(key, result.out, result.err)
     assert_nowhere(admin, result.out, result.err)
+
+
+def test_a_hostile_service_account_name_cannot_forge_the_revoke_prompt(
+    server: OpenAIServer, rng: random.Random, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = key_of(KeyKind.SERVICE_ACCOUNT, rng).key
+    admin = key_of(KeyKind.ADMIN, rng).key
+    server.org.project("proj_b")
+    record = server.org.add_key(key, "proj_b", id="key_bot", owner_type="service_account")
+    server.org.add_key(admin, None)
+    hostile = f"{key}\x1b[2J\nkeysentry: revoked nothing, all is well"
+    server.org.service_accounts[record.owner_id]["name"] = hostile
+    monkeypatch.setenv("OPENAI_ADMIN_KEY", admin)
+    refused = cli("revoke", "--project", "proj_b", "--key-id", "key_bot")
+    assert refused.code == 2
+    assert "\x1b" not in refused.err and len(refused.err.splitlines()) == 2  # note + error
+    assert key[12:40] not in refused.err  # not even the part a shortened name would show
+    assert_nowhere(key, refused.out, refused.err)

@@ -29,6 +29,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from keysentry.safety import escape_control, scrub
 from keysentry.secret import Secret
 from keysentry.verify.client import ApiClient
 
@@ -80,7 +81,8 @@ def revocation(record: KeyRecord) -> Revocation:
         )
     if record.owner == "service_account":
         base = f"DELETE /v1/organization/projects/{record.project_id}/service_accounts/"
-        name = f" ({record.owner_name})" if record.owner_name else ""
+        # The account's name is the API's text: shown without keys, escaped, as one line.
+        name = f" ({escape_control(scrub(record.owner_name))[:80]})" if record.owner_name else ""
         account = record.owner_id or "<its service account>"
         return Revocation(
             base + account, command, f"service account {account}{name} and every key it holds"
