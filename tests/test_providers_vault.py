@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from keysentry.errors import AccessDenied, ProviderUnavailable, SecretConflict, 
 from keysentry.providers import vault as provider
 from keysentry.providers.base import parse_ref
 from keysentry.scanner.keys import KeyKind
-from stores import free_port
+from stores import BAO_TOKEN, free_port
 
 
 def unique(prefix: str) -> str:
@@ -144,3 +145,83 @@ def test_a_slow_vault_times_out_as_unavailable(vault: Any, monkeypatch: pytest.M
         assert time.monotonic() - started < 5
     finally:
         silent.close()
+
+
+def approle(vault: Any, monkeypatch: pytest.MonkeyPatch, **role: Any) -> None:
+    """An AppRole that reads secret/, and keysentry's environment set to log in with it."""
+    mount = unique("approle")
+    vault.sys.enable_auth_method("approle", path=mount)
+    vault.sys.create_or_update_policy("read-openai", 'path "secret/data/*" {capabilities=["read"]}')
+    vault.auth.approle.create_or_update_approle(
+        "app", token_policies=["read-openai"], mount_point=mount, **role
+    )
+    role_id = vault.auth.approle.read_role_id("app", mount_point=mount)["data"]["role_id"]
+    secret_id = vault.auth.approle.generate_secret_id("app", mount_point=mount)["data"]["secret_id"]
+    monkeypatch.delenv("VAULT_TOKEN")
+    monkeypatch.setenv("VAULT_ROLE_ID", role_id)
+    monkeypatch.setenv("VAULT_SECRET_ID", secret_id)
+    monkeypatch.setenv("VAULT_APPROLE_MOUNT", mount)
+
+
+def stored(vault: Any, rng: random.Random) -> tuple[str, str]:
+    """A key stored at a path of its own: (reference, key)."""
+    path = unique("app")
+    key = key_of(KeyKind.PROJECT, rng).key
+    vault.secrets.kv.v2.create_or_update_secret(path, {"api_key": key}, mount_point="secret")
+    return f"vault://secret/{path}#api_key", key
+
+
+def test_a_vault_token_file_in_home_is_never_read(
+    vault: Any, rng: random.Random, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ref, _ = stored(vault, rng)
+    (tmp_path / ".vault-token").write_text(BAO_TOKEN)  # valid: using it would succeed
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("VAULT_TOKEN")
+    with pytest.raises(AccessDenied, match="no Vault credentials"):
+        vault_get(ref)
+
+
+def test_approle_logs_in_despite_a_wrong_vault_token_file_in_home(
+    vault: Any, rng: random.Random, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ref, key = stored(vault, rng)
+    (tmp_path / ".vault-token").write_text("s.wrong-token-from-another-session")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    approle(vault, monkeypatch)
+    assert vault_get(ref).secret.reveal() == key
+
+
+def test_a_login_token_is_renewed_before_it_expires_and_after_a_revocation(
+    vault: Any, rng: random.Random, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref, key = stored(vault, rng)
+    approle(vault, monkeypatch, token_ttl="2s", token_max_ttl="2s")
+    assert vault_get(ref).secret.reveal() == key
+    first = provider._client(parse_ref(ref)).token
+    time.sleep(2.5)  # the token has expired
+    assert vault_get(ref).secret.reveal() == key
+    second = provider._client(parse_ref(ref)).token
+    assert second != first
+    vault.auth.token.revoke(second)  # refused from now on: 403
+    assert vault_get(ref).secret.reveal() == key
+    assert provider._client(parse_ref(ref)).token not in (first, second)
+
+
+def test_an_expired_vault_token_is_replaced_by_the_environments_new_one(
+    vault: Any, rng: random.Random, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref, key = stored(vault, rng)
+    vault.sys.create_or_update_policy("read-openai", 'path "secret/data/*" {capabilities=["read"]}')
+
+    def token(ttl: str) -> str:
+        created = vault.auth.token.create(policies=["read-openai"], ttl=ttl)
+        return str(created["auth"]["client_token"])
+
+    monkeypatch.setenv("VAULT_TOKEN", token("1s"))
+    assert vault_get(ref).secret.reveal() == key
+    time.sleep(1.5)
+    with pytest.raises(AccessDenied):  # expired, and nothing new to log in with: one line
+        vault_get(ref)
+    monkeypatch.setenv("VAULT_TOKEN", token("1h"))  # e.g. a sidecar renewed it
+    assert vault_get(ref).secret.reveal() == key

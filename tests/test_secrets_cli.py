@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -90,3 +93,93 @@ def test_run_injects_the_key_and_returns_the_childs_exit_code(
     assert run("--env", "development", "--override", "--", sys.executable, "-c", script, key,
                env=preset) == 0  # fmt: skip
     assert run("--env", "development", "--", "no-such-command-here") == 127
+
+
+def test_env_check_with_nothing_configured_is_an_error_with_a_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    loader.configure(None)
+    result = cli("env", "check")
+    assert result.code == 2 and result.out == ""
+    (line,) = result.err.splitlines()
+    assert "no environments configured" in line and "[environments.production]" in line
+    write_config(tmp_path, {"staging": {}})
+    loader.configure(None)
+    empty = cli("env", "check")
+    assert empty.code == 2 and "[environments.staging] names no secret" in empty.err
+    loader.configure(None)
+
+
+CHILD = """
+import os, signal, sys, time
+if sys.argv[1] == "trap":
+    def handled(signum, frame):
+        print("got", signum, flush=True)
+        sys.exit(0)
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        signal.signal(getattr(signal, name), handled)
+print("ready", os.getpid(), flush=True)
+time.sleep(60)
+"""
+
+
+def supervised(directory: Path, mode: str) -> tuple[subprocess.Popen[str], int]:
+    """`keysentry run -- python CHILD mode` started, its child ready: (keysentry, child pid).
+    No terminal anywhere, so every signal keysentry gets is forwarded."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keysentry", "run", "--env", "development", "--",
+         sys.executable, "-c", CHILD, mode],
+        cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    stdout = process.stdout
+    assert stdout is not None
+    ready: list[str] = []
+    reader = threading.Thread(target=lambda: ready.append(stdout.readline()))
+    reader.start()
+    reader.join(30)
+    assert ready and ready[0].startswith("ready"), "keysentry run did not start the child"
+    return process, int(ready[0].split()[1])
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` is a process that has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+SIGNALS = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_run_forwards_signals_to_the_child(
+    project: dict[str, str], tmp_path: Path, signum: int
+) -> None:
+    process, child = supervised(tmp_path, "trap")
+    try:
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=30)
+        assert (process.returncode, out.strip()) == (0, f"got {int(signum)}"), err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+def test_a_child_killed_by_signal_n_makes_run_exit_128_plus_n(
+    project: dict[str, str], tmp_path: Path, signum: int
+) -> None:
+    process, child = supervised(tmp_path, "plain")
+    try:
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 128 + signum, err
+        assert not running(child)  # never orphaned
+        assert project["development"] not in err
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

@@ -391,6 +391,60 @@ def test_text_output_shows_the_verification(
     assert json.dumps(org["prod"])[1:-1] not in result.out
 
 
+def test_verify_with_no_environments_is_an_error_with_a_hint(project: Path, cli: Any) -> None:
+    result = cli("verify", "--no-history")
+    assert result.code == 2 and result.out == ""  # never `"passed": true`
+    (line,) = result.err.splitlines()
+    assert "no environments configured" in line and "[environments.production]" in line
+
+
+@pytest.fixture
+def unreachable_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """OPENAI_BASE_URL on a loopback port where nothing listens: every verdict is unknown."""
+    from stores import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    api._breakers.clear()
+    yield url
+    api._breakers.clear()
+
+
+def test_fail_on_live_with_an_unreachable_api_is_unknown_unless_accepted(
+    unreachable_api: str, tmp_path: Path, cli: Any, rng: random.Random
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    (tmp_path / "app.py").write_text(f"K = '{key}'\n")
+    unknown = cli("scan", "--verify", "--fail-on", "live", "--format", "json", str(tmp_path))
+    assert unknown.code == 4
+    assert unknown.json()["findings"][0]["verification"]["status"] == "unknown"
+    assert "1 key found could not be verified" in unknown.err
+    accepted = cli("scan", "--verify", "--fail-on", "live", "--accept-unknown", str(tmp_path))
+    assert accepted.code == 0 and "accepted (--accept-unknown)" in accepted.err
+    assert cli("scan", "--verify", "--accept-unknown", str(tmp_path)).code == 2
+    for result in (unknown, accepted):
+        assert key not in result.out + result.err
+
+
+def test_the_actions_fail_on_live_with_an_unreachable_api_fails_unless_accepted(
+    unreachable_api: str, gitrepo: GitRepo, rng: random.Random
+) -> None:
+    from test_action import run_action
+
+    key = key_of(KeyKind.PROJECT, rng).key
+    before = gitrepo.commit("clean", **{"a.txt": "a\n"})
+    after = gitrepo.commit("leak", **{"app.py": f"K = '{key}'\n"})
+    event = {"before": before, "after": after}
+    failed = run_action(gitrepo.path, "push", event, fail_on="live")
+    assert failed.code == 4 and "could not be verified" in failed.log
+    assert any(a.startswith("::error title=keysentry::1 key(s)") for a in failed.annotations)
+    accepted = run_action(gitrepo.path, "push", event, fail_on="live", accept_unknown="true")
+    assert accepted.code == 0
+    assert key not in failed.log + accepted.log + failed.summary
+
+
 # --- held to OpenAI's spec: per-key costs, revocation by owner, what the spec leaves out ---
 
 

@@ -26,6 +26,11 @@ from keysentry.providers.cache import SecretCache
 from keysentry.secret import Secret
 
 DEFAULT_NAME = "OPENAI_API_KEY"
+NO_ENVIRONMENTS = (
+    "no environments configured, so there is nothing to check: add one to keysentry.toml, "
+    'e.g. [environments.production] with OPENAI_API_KEY = "aws-sm://prod/openai#OPENAI_API_KEY" '
+    "(or [tool.keysentry.environments.production] in pyproject.toml)"
+)
 
 _cache = SecretCache()
 # (name, env) -> (cache key, fetcher) per reference, in the order they are tried.
@@ -99,6 +104,17 @@ def current_config() -> Config:
         return _config
 
 
+def _reset_after_fork() -> None:
+    # A parent's thread may have held the lock while reading the config: the child has no
+    # such thread, so it would wait forever. The cache resets itself (providers.cache).
+    global _config_lock
+    _config_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
+
+
 def resolve(name: str, env: str | None) -> Resolution:
     """The references `name` resolves to in `env`, validated, or a ConfigError saying why."""
     config = current_config()
@@ -127,6 +143,15 @@ def environments(config: Config) -> dict[str, dict[str, str]]:
                                   "reference such as \"env://OPENAI_API_KEY\"")  # fmt: skip
             parse_ref(ref, f"{where}: [environments.{env}].{name}")
         table[str(env)] = {str(k): str(v) for k, v in names.items()}
+    return table
+
+
+def configured_environments(config: Config) -> dict[str, dict[str, str]]:
+    """The config's environments, or a ConfigError that says how to add one: a command that
+    checks every environment must not pass having checked none."""
+    table = environments(config)
+    if not table:
+        raise ConfigError(f"{_config_name(config)}: {NO_ENVIRONMENTS}")
     return table
 
 

@@ -22,6 +22,7 @@ from keysentry.commands.scan import (
     execute,
     incomplete,
     summarize,
+    unverified,
     write_report,
 )
 from keysentry.errors import ExitCode, InputError, KeysentryError
@@ -78,10 +79,11 @@ def _event(environ: dict[str, str]) -> dict[str, Any]:
 
 def run(environ: dict[str, str]) -> int:
     fail_on = environ.get("KS_FAIL_ON") or "any"
-    live = False
+    live = unknown = 0
     try:
         if fail_on not in ("any", "live", "never"):
             raise InputError(f"fail-on takes any, live or never, got {fail_on!r}")
+        accepting = accept_unknown(environ)
         if any(char in environ.get("KS_SARIF_FILE", "") for char in "\r\n"):
             raise InputError("sarif-file must be a file name on one line")
         paths, options = scan_options(environ)
@@ -91,7 +93,7 @@ def run(environ: dict[str, str]) -> int:
             from keysentry.commands.verify import verify_findings
             from keysentry.verify.client import translated
 
-            live = translated(lambda: verify_findings(result, None))
+            live, unknown = translated(lambda: verify_findings(result, None))
     except KeysentryError as exc:
         print(f"::error title=keysentry::{escape_data(str(exc))}")
         say(f"keysentry: error: {exc}")
@@ -104,9 +106,24 @@ def run(environ: dict[str, str]) -> int:
         return int(ExitCode.LIVE)
     if incomplete(result, options):
         return int(ExitCode.ERROR)
+    if fail_on == "live" and unverified(unknown, accepting):
+        print(
+            f"::error title=keysentry::{unknown} key(s) found could not be verified (the OpenAI "
+            "API did not answer): not a pass (the accept-unknown input accepts it)"
+        )
+        return int(ExitCode.UNKNOWN)
     if result.findings and fail_on == "any":
         return int(ExitCode.FINDINGS)
     return int(ExitCode.CLEAN)
+
+
+def accept_unknown(environ: dict[str, str]) -> bool:
+    """The `accept-unknown` input: with `fail-on: live`, pass when no key is known live even
+    if some could not be verified (default: that fails with exit 4)."""
+    value = (environ.get("KS_ACCEPT_UNKNOWN") or "false").strip().lower()
+    if value not in ("true", "false"):
+        raise InputError(f"accept-unknown takes true or false, got {value!r}")
+    return value == "true"
 
 
 def _annotate(result: ScanResult) -> None:

@@ -49,6 +49,7 @@ class ScanOptions(NamedTuple):
     no_cache: bool = False
     verify_keys: bool = False
     fail_on: str = "any"
+    accept_unknown: bool = False
 
     @property
     def git_mode(self) -> str | None:
@@ -75,13 +76,15 @@ def run(paths: list[str], options: ScanOptions) -> int:
     """Scan, report, and return the exit code."""
     if options.fail_on == "live" and not options.verify_keys:
         raise InputError("--fail-on live needs --verify")
+    if options.accept_unknown and options.fail_on != "live":
+        raise InputError("--accept-unknown goes with --verify --fail-on live")
     result = execute(paths, options)
-    live = False
+    live = unknown = 0
     if options.verify_keys and result.findings:
         from keysentry.commands.verify import verify_findings
         from keysentry.verify.client import translated
 
-        live = translated(lambda: verify_findings(result, None))
+        live, unknown = translated(lambda: verify_findings(result, None))
     if options.update_baseline:
         assert options.baseline is not None
         count = write_baseline(options.baseline, result.unsuppressed)
@@ -93,9 +96,28 @@ def run(paths: list[str], options: ScanOptions) -> int:
         return int(ExitCode.LIVE)
     if incomplete(result, options):
         return int(ExitCode.ERROR)
+    if options.fail_on == "live" and unverified(unknown, options.accept_unknown):
+        return int(ExitCode.UNKNOWN)
     if options.fail_on == "live" or not result.findings:
         return int(ExitCode.CLEAN)
     return int(ExitCode.FINDINGS)
+
+
+def unverified(unknown: int, accepted: bool) -> bool:
+    """Whether keys whose verdict is unknown (the API did not answer) stand in the way of a
+    `--fail-on live` pass: they do unless the user accepted that (--accept-unknown). Says so."""
+    if not unknown:
+        return False
+    keys = f"{unknown} key{'s' * (unknown != 1)} found could not be verified"
+    if accepted:
+        print(f"keysentry: warning: {keys}; accepted (--accept-unknown)", file=sys.stderr)
+        return False
+    print(
+        f"keysentry: error: {keys} (the OpenAI API did not answer): none is known to be live, "
+        "which is not a pass; exit 4 (--accept-unknown accepts it)",
+        file=sys.stderr,
+    )
+    return True
 
 
 def incomplete(result: ScanResult, options: ScanOptions) -> bool:

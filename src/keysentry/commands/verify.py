@@ -2,7 +2,9 @@
 
 verify: for each environment, is its key live, within the spend threshold, and isolated?
 Exit 0 when every check passed, 1 when one failed or could not be decided (unknown is not a
-pass), 2 on a usage or config error.
+pass), 2 on a usage or config error, no environments (nothing to check) included.
+scan --verify: `verify_findings` counts live and unknown verdicts apart, so `--fail-on live`
+can fail on an unknown (exit 4) instead of passing a scan whose keys were never checked.
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
     from keysentry.verify.liveness import check_many
     from keysentry.verify.spend import KeyMap, spend
 
-    table = loader.environments(loader.current_config())
+    table = loader.configured_environments(loader.current_config())
     envs = envs or sorted(table)
     for env in envs:
         loader.environment(loader.current_config(), env)  # an unknown one is an error
@@ -105,6 +107,11 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
             if name == loader.DEFAULT_NAME and env in envs:
                 keys[env] = secret
         every_value[env] = values
+    if not keys and not checks:
+        raise ConfigError(f"no {loader.DEFAULT_NAME} in {', '.join(envs)}: nothing to verify")
+    for env in envs:
+        if loader.DEFAULT_NAME not in table[env]:
+            checks.append(Check("live", env, None, f"no {loader.DEFAULT_NAME} to verify"))
     verdicts = check_many(keys.values(), base_url=config.base_url)
     admin = admin_client(config)
     keymap = KeyMap(admin) if admin is not None else None
@@ -177,9 +184,17 @@ def _history() -> set[str] | None:
     return {f.fingerprint for f in result.unsuppressed}
 
 
-def verify_findings(result: ScanResult, base_url: str | None) -> bool:
+class Verified(NamedTuple):
+    """What `scan --verify` learned: how many findings hold a live key, and how many a key
+    whose verdict is unknown (the API did not answer). Unknown is never taken for not live."""
+
+    live: int
+    unknown: int
+
+
+def verify_findings(result: ScanResult, base_url: str | None) -> Verified:
     """Add each finding's liveness (and, for a live key with an admin key at hand, its
-    project, key id and the call that revokes it); True when any finding is live."""
+    project, key id and the call that revokes it); count the live and the unknown."""
     from keysentry.verify.liveness import check_many
 
     config = settings(base_url)
@@ -190,18 +205,19 @@ def verify_findings(result: ScanResult, base_url: str | None) -> bool:
         from keysentry.verify.spend import KeyMap
 
         keymap = KeyMap(admin)
-    live = False
+    live = unknown = 0
     for index, finding in enumerate(result.findings):
         verdict = verdicts[finding.fingerprint]
+        unknown += verdict.status.value == "unknown"
         # The detail is remote text (the API's words): scrubbed here, where it joins a report.
         info: dict[str, Any] = {"status": verdict.status.value, "detail": scrub(verdict.detail)}
         if verdict.status.is_live:
-            live = True
+            live += 1
             info.update(_revoke_info(keymap, finding.secret) if keymap else {})
         result.findings[index] = finding._replace(
             provenance={**finding.provenance, "verification": info}
         )
-    return live
+    return Verified(live, unknown)
 
 
 def _revoke_info(keymap: Any, secret: Secret) -> dict[str, Any]:

@@ -4,11 +4,16 @@ Options: `region`, `profile`, `endpoint` (else boto3's usual environment, such a
 `AWS_ENDPOINT_URL_SECRETS_MANAGER`), `stage` (default AWSCURRENT) or `version-id`. With
 `#FIELD` the SecretString is a JSON object and FIELD one of its keys (one secret per
 environment holding several names); without it, the whole SecretString.
+
+Clients are made once per (profile, region, endpoint) and shared by threads. After a fork the
+child starts with none and a fresh lock: a parent's thread may have held the lock mid-creation
+(a fork from gunicorn or Celery prefork), and a boto3 client's connections are the parent's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -50,6 +55,16 @@ def _client(ref: SecretRef) -> Any:
                             retries={"max_attempts": 2, "mode": "standard"})  # fmt: skip
             _clients[key] = session.client("secretsmanager", endpoint_url=key[2], config=config)
         return _clients[key]
+
+
+def _reset_after_fork() -> None:
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @contextlib.contextmanager

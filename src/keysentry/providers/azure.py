@@ -7,11 +7,15 @@ DefaultAzureCredential unless the application installs its own with `use_client_
 
 A put on a name that is deleted but recoverable (soft delete) fails with SecretConflict and
 says so, unless asked to recover it first (`recover_deleted=True`).
+
+After a fork the child starts with no clients and a fresh lock (a parent's thread may have
+held it while making a client); the application's client factory is kept.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -76,6 +80,16 @@ def _client(url: str) -> Any:
 
                 _clients[url] = SecretClient(url, DefaultAzureCredential())
         return _clients[url]
+
+
+def _reset_after_fork() -> None:
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @contextlib.contextmanager

@@ -5,8 +5,17 @@ not read), `version` (KV v2), `kv` (`2`, the default, or `1`). Requests time out
 VAULT_CLIENT_TIMEOUT seconds (10 by default). Authentication, from the
 environment: VAULT_TOKEN; else AppRole (VAULT_ROLE_ID and VAULT_SECRET_ID, mount
 VAULT_APPROLE_MOUNT or `approle`); else Kubernetes (VAULT_K8S_ROLE, the service account token
-at VAULT_K8S_TOKEN_PATH or the standard path, mount VAULT_K8S_MOUNT or `kubernetes`). The
-token is always passed explicitly: `~/.vault-token` is never read behind the user's back.
+at VAULT_K8S_TOKEN_PATH or the standard path, mount VAULT_K8S_MOUNT or `kubernetes`).
+
+- `~/.vault-token` is never read: hvac reads it whenever it is given `token=None`, and a token
+  found there would also skip the AppRole and Kubernetes logins, so hvac always gets a token
+  (an empty one before a login).
+- A login's token expires: keysentry logs in again shortly before its lease ends, and after a
+  403 (an expired or revoked token is refused like any other) it logs in again once and
+  retries, when that gives a different token.
+- After a fork the child makes its own clients (the parent's connections and locks are not
+  the child's).
+
 Puts use check-and-set: create only if absent, update only the version just read.
 """
 
@@ -15,8 +24,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from keysentry.errors import (
     AccessDenied,
@@ -34,8 +44,13 @@ OPTIONS = frozenset({"addr", "namespace", "version", "kv"})
 _K8S_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 _TIMEOUT = 10
 
-_clients: dict[tuple[str, str | None], Any] = {}
+T = TypeVar("T")
+ClientKey = tuple[str, str | None]  # (address, namespace)
+
+_clients: dict[ClientKey, Any] = {}
+_renew_at: dict[ClientKey, float] = {}  # monotonic time to log in again, for login tokens
 _clients_lock = threading.Lock()
+_RENEW_EARLY = 0.8  # log in again after this share of the token's lease
 
 
 def _split(ref: SecretRef) -> tuple[str, str]:
@@ -47,47 +62,114 @@ def _split(ref: SecretRef) -> tuple[str, str]:
     return mount, path
 
 
-def _client(ref: SecretRef) -> Any:
+def _client_key(ref: SecretRef) -> ClientKey:
     addr = ref.option("addr") or os.environ.get("VAULT_ADDR")
     if not addr:
         raise ConfigError(f"{ref}: no Vault address: add ?addr= or set VAULT_ADDR")
-    namespace = ref.option("namespace") or os.environ.get("VAULT_NAMESPACE") or None
-    key = (addr, namespace)
+    return addr, ref.option("namespace") or os.environ.get("VAULT_NAMESPACE") or None
+
+
+def _client(ref: SecretRef) -> Any:
+    """The logged-in client for the reference's Vault, logging in (again) when there is
+    none yet or its token's lease is nearly over."""
+    key = _client_key(ref)
     with _clients_lock:
-        if key not in _clients:
-            import hvac
-
-            # VAULT_CLIENT_TIMEOUT is the Vault CLI's own variable for the same setting.
-            timeout = float(os.environ.get("VAULT_CLIENT_TIMEOUT") or _TIMEOUT)
-            client = hvac.Client(url=addr, token=os.environ.get("VAULT_TOKEN") or None,
-                                 namespace=namespace, timeout=timeout)  # fmt: skip
-            with _translated(ref):
-                _log_in(client)
-            _clients[key] = client
-        return _clients[key]
+        client = _clients.get(key)
+        if client is None or time.monotonic() >= _renew_at.get(key, float("inf")):
+            client = _log_in_locked(ref, key)
+        return client
 
 
-def _log_in(client: Any) -> None:
-    if client.token:
-        return
+def _log_in_again(ref: SecretRef, refused: Any) -> Any | None:
+    """After `refused`'s token was refused: a client with a fresh token (another thread's,
+    if it logged in first), or None when logging in again gives the same token (a fixed
+    VAULT_TOKEN): retrying with it would only be refused again."""
+    key = _client_key(ref)
+    with _clients_lock:
+        current = _clients.get(key)
+        if current is not None and current is not refused:
+            return current
+        fresh = _log_in_locked(ref, key)
+    return None if fresh.token == refused.token else fresh
+
+
+def _log_in_locked(ref: SecretRef, key: ClientKey) -> Any:
+    import hvac
+
+    # VAULT_CLIENT_TIMEOUT is the Vault CLI's own variable for the same setting.
+    timeout = float(os.environ.get("VAULT_CLIENT_TIMEOUT") or _TIMEOUT)
+    # token="" and never None: with None, hvac reads VAULT_TOKEN or else ~/.vault-token.
+    client = hvac.Client(url=key[0], token="", namespace=key[1], timeout=timeout)
+    with _translated(ref):
+        lease = _log_in(client)
+    _clients[key] = client
+    if lease:
+        _renew_at[key] = time.monotonic() + lease * _RENEW_EARLY
+    else:
+        _renew_at.pop(key, None)
+    return client
+
+
+def _log_in(client: Any) -> float | None:
+    """Give `client` a token from the environment; the token's lease in seconds when a login
+    issued it (None for VAULT_TOKEN, whose lease keysentry does not manage)."""
     environ = os.environ
+    if environ.get("VAULT_TOKEN"):
+        client.token = environ["VAULT_TOKEN"]
+        return None
     if environ.get("VAULT_ROLE_ID") and environ.get("VAULT_SECRET_ID"):
-        client.auth.approle.login(
+        response = client.auth.approle.login(
             role_id=environ["VAULT_ROLE_ID"],
             secret_id=environ["VAULT_SECRET_ID"],
             mount_point=environ.get("VAULT_APPROLE_MOUNT", "approle"),
         )
-        return
+        return _lease(response)
     if environ.get("VAULT_K8S_ROLE"):
         token_path = environ.get("VAULT_K8S_TOKEN_PATH", _K8S_TOKEN)
         with open(token_path, encoding="utf-8") as handle:
             jwt = handle.read().strip()
-        client.auth.kubernetes.login(
+        response = client.auth.kubernetes.login(
             environ["VAULT_K8S_ROLE"], jwt, mount_point=environ.get("VAULT_K8S_MOUNT", "kubernetes")
         )
-        return
-    raise AccessDenied("no Vault credentials: set VAULT_TOKEN, VAULT_ROLE_ID and VAULT_SECRET_ID, "
-                       "or VAULT_K8S_ROLE")  # fmt: skip
+        return _lease(response)
+    raise AccessDenied(
+        "no Vault credentials: set VAULT_TOKEN, VAULT_ROLE_ID and VAULT_SECRET_ID, or "
+        "VAULT_K8S_ROLE (~/.vault-token is never read)"
+    )
+
+
+def _lease(response: Any) -> float | None:
+    try:
+        seconds = float(response["auth"]["lease_duration"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return seconds or None  # 0: a token that does not expire
+
+
+def _with_client(ref: SecretRef, operation: Callable[[Any], T]) -> T:
+    """`operation(client)`, its errors translated; after a refusal (a 403 is also what an
+    expired or revoked token gets), log in again once and retry with the new token."""
+    client = _client(ref)
+    try:
+        with _translated(ref):
+            return operation(client)
+    except AccessDenied:
+        fresh = _log_in_again(ref, client)
+        if fresh is None:
+            raise
+    with _translated(ref):
+        return operation(fresh)
+
+
+def _reset_after_fork() -> None:
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+    _renew_at.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 @contextlib.contextmanager
@@ -125,15 +207,21 @@ def _first(exc: Exception) -> str:
 def _read(ref: SecretRef) -> tuple[dict[str, Any], str | None]:
     """The secret's fields and its version (None for KV v1)."""
     mount, path = _split(ref)
-    client = _client(ref)
-    with _translated(ref):
-        if ref.option("kv") == "1":
-            return dict(client.secrets.kv.v1.read_secret(path, mount_point=mount)["data"]), None
-        version = ref.option("version")
-        response = client.secrets.kv.v2.read_secret_version(
-            path, version=int(version) if version else None, mount_point=mount,
+    if ref.option("kv") == "1":
+        response = _with_client(
+            ref, lambda client: client.secrets.kv.v1.read_secret(path, mount_point=mount)
+        )
+        return dict(response["data"]), None
+    version = ref.option("version")
+    response = _with_client(
+        ref,
+        lambda client: client.secrets.kv.v2.read_secret_version(
+            path,
+            version=int(version) if version else None,
+            mount_point=mount,
             raise_on_deleted_version=True,
-        )  # fmt: skip
+        ),
+    )
     data = response["data"]
     return dict(data["data"] or {}), str(data["metadata"]["version"])
 
@@ -160,20 +248,29 @@ def put(ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool)
         return Stored(version, created=False, changed=False)
     if field in fields and not overwrite:
         raise SecretConflict(f"{ref}: Vault already holds another value (use overwrite)")
-    client = _client(ref)
-    with _translated(ref):
-        if ref.option("kv") == "1":
-            client.secrets.kv.v1.create_or_update_secret(path, {**fields, field: value},
-                                                         mount_point=mount)  # fmt: skip
-            return Stored(None, created=not exists, changed=True)
-        # Check-and-set: 0 creates only; N updates only the version just read.
-        cas = int(version) if exists and version else 0
-        response = client.secrets.kv.v2.create_or_update_secret(
-            path, {**fields, field: value}, cas=cas, mount_point=mount
+    if ref.option("kv") == "1":
+        _with_client(
+            ref,
+            lambda client: client.secrets.kv.v1.create_or_update_secret(
+                path, {**fields, field: value}, mount_point=mount
+            ),
         )
-        if tags:
-            client.secrets.kv.v2.update_metadata(path, custom_metadata=dict(tags),
-                                                 mount_point=mount)  # fmt: skip
+        return Stored(None, created=not exists, changed=True)
+    # Check-and-set: 0 creates only; N updates only the version just read.
+    cas = int(version) if exists and version else 0
+    response = _with_client(
+        ref,
+        lambda client: client.secrets.kv.v2.create_or_update_secret(
+            path, {**fields, field: value}, cas=cas, mount_point=mount
+        ),
+    )
+    if tags:
+        _with_client(
+            ref,
+            lambda client: client.secrets.kv.v2.update_metadata(
+                path, custom_metadata=dict(tags), mount_point=mount
+            ),
+        )
     return Stored(str(response["data"]["version"]), created=not exists, changed=True)
 
 
@@ -181,8 +278,9 @@ def describe(ref: SecretRef) -> dict[str, object]:
     mount, path = _split(ref)
     if ref.option("kv") == "1":
         return {"reference": str(ref), "kv": 1}
-    with _translated(ref):
-        meta = _client(ref).secrets.kv.v2.read_secret_metadata(path, mount_point=mount)["data"]
+    meta = _with_client(
+        ref, lambda client: client.secrets.kv.v2.read_secret_metadata(path, mount_point=mount)
+    )["data"]
     return {
         "reference": str(ref),
         "current_version": meta.get("current_version"),
@@ -193,9 +291,7 @@ def describe(ref: SecretRef) -> dict[str, object]:
 
 def health(ref: SecretRef) -> Health:
     try:
-        client = _client(ref)
-        with _translated(ref):
-            status = client.sys.read_health_status(method="GET")
+        status = _with_client(ref, lambda client: client.sys.read_health_status(method="GET"))
     except ProviderError as exc:
         return Health(False, str(exc))
     if isinstance(status, dict):
