@@ -137,7 +137,8 @@ def scan(paths: tuple[str, ...], **options: object) -> int:
     """Find OpenAI keys in PATHS (files and directories; `-` for stdin; default: `.`), or in
     the git repository at PATH with --staged, --history, --since or --range.
 
-    Exit codes: 0 nothing found, 1 keys found, 2 usage or input error.
+    Exit codes: 0 nothing found, 1 keys found, 2 usage or input error, 3 a key found is live
+    (--verify), 4 none is live but one could not be verified (--fail-on live).
     """
     from keysentry.commands.scan import ScanOptions, run
 

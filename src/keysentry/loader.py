@@ -8,7 +8,8 @@ The environment is `env=` or KEYSENTRY_ENV. Its references come from the config'
 `[environments.<env>]` table (keysentry.toml or pyproject.toml's [tool.keysentry]); a name the
 config does not map (or no environment at all) is read from `env://NAME`, then
 `dotenv://.env#NAME`. Values are cached per process (see providers.cache); `refresh()` forgets
-them.
+them. A process forked while another thread is loading (gunicorn, Celery prefork) gets fresh
+locks and store clients in the child, which keeps the values.
 """
 
 from __future__ import annotations
