@@ -93,6 +93,16 @@ SDK_OPERATIONS = {
 }
 
 
+# What key rotation (issue 14) will call; held to the spec before the product calls it.
+ROTATION_OPERATIONS = {
+    ("POST", "/organization/projects/{project_id}/service_accounts"),
+    ("POST", "/organization/projects/{project_id}/service_accounts/{service_account_id}/api_keys"),
+    ("GET", "/organization/projects/{project_id}/spend_limit"),
+    ("POST", "/organization/projects/{project_id}/spend_limit"),
+    ("DELETE", "/organization/projects/{project_id}/spend_limit"),
+}
+
+
 @cache
 def spec() -> dict[str, Any]:
     document: dict[str, Any] = json.loads(SPEC_FILE.read_text(encoding="utf-8"))
@@ -339,11 +349,38 @@ def walk_every_path(
     with pytest.raises(openai.RateLimitError):
         organization.usage.costs(start_time=org.since)
 
+    walk_the_rotation_paths(server, organization)
+
     monkeypatch.setenv("OPENAI_ADMIN_KEY", org.admin)
     assert cli("revoke", "--project", "proj_app", "--key-id", "key_user", "--yes").code == 0
     assert cli("revoke", "--project", "proj_bots", "--key-id", "key_bot", "--yes").code == 0
     assert cli("revoke", "--admin", "--key-id", "key_admin2", "--yes").code == 0
     assert check(Secret(org.bot)).status is Status.INVALID
+
+
+def walk_the_rotation_paths(server: OpenAIServer, organization: Any) -> None:
+    """What key rotation (issue 14) will call: a service account with its key, a second key,
+    and a project's hard spend limit; successes and refusals."""
+    accounts = organization.projects.service_accounts
+    created = accounts.create("proj_bots", name="keysentry-production-2026-12-01")
+    assert created.api_key is not None and created.api_key.value.startswith("sk-svcacct-")
+    assert check(Secret(created.api_key.value)).status is Status.LIVE
+    accounts.api_keys.create(created.id, project_id="proj_bots", name="second")
+    bare = accounts.create("proj_bots", name="bare", create_service_account_only=True)
+    assert bare.api_key is None and bare.role == "none"
+    limits = organization.projects.spend_limit
+    refused: list[Callable[[], Any]] = [
+        lambda: accounts.create("proj_old", name="archived"),
+        lambda: limits.retrieve("proj_app"),  # none set yet
+        lambda: limits.update("proj_app", threshold_amount=0, currency="USD", interval="month"),
+        lambda: limits.delete("proj_bots"),
+    ]
+    for call in refused:
+        with pytest.raises(openai.APIStatusError):
+            call()
+    limits.update("proj_app", threshold_amount=10_000, currency="USD", interval="month")
+    assert limits.retrieve("proj_app").threshold_amount == 10_000
+    limits.delete("proj_app")
 
 
 def test_every_answer_the_server_gives_conforms_to_openais_spec(
@@ -358,6 +395,7 @@ def test_every_answer_the_server_gives_conforms_to_openais_spec(
         if e.status == 200 and (op := operation_of(e.method, e.path))
     }
     assert set(SDK_OPERATIONS.values()) <= ok, "an operation the product calls never succeeded"
+    assert ok >= ROTATION_OPERATIONS, "an operation key rotation needs never succeeded"
     statuses = {e.status for e in server.exchanges}
     assert {200, 400, 401, 403, 404, 429} <= statuses
     exceptions = {_exception(e) for e in server.exchanges} - {None}

@@ -11,7 +11,9 @@ the exception. What it serves:
 - The Admin API (admin keys only; other keys get the observed bare-string 403 "Missing
   scopes"): projects; project API keys (list, retrieve, delete: a service-account key cannot
   be deleted there, the spec's 400 says to delete its service account); service accounts
-  (list, retrieve, delete, which deletes its keys); admin API keys (list, retrieve, delete);
+  (list, retrieve, create, which answers the new key's value once, a new key for an account,
+  delete, which deletes its keys); admin API keys (list, retrieve, delete); a project's hard
+  spend limit (get, set, delete; cents, `USD`, `month`; 404 while none is set [infer]);
   costs (daily buckets, `group_by` project_id / line_item / api_key_id, `api_key_ids`) and
   usage/completions. Cursor pages with real `last_id`; both `group_by[]=` and `group_by=`.
 - Bad requests fail as the spec says: a missing or malformed `start_time`, an out-of-range
@@ -30,6 +32,7 @@ the exception. What it serves:
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -90,6 +93,7 @@ class Organization:
     keys: dict[str, ApiKey] = field(default_factory=dict)  # by value
     service_accounts: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
     spend: list[Spend] = field(default_factory=list)
+    spend_limits: dict[str, dict[str, Any]] = field(default_factory=dict)  # by project id
     redaction: str = "masked"  # project keys' redacted_value: "masked" (observed) or "short"
     # Costs grouped by api_key_id: "spec" (supported), "refused" (the live API's 400 of July
     # 2026), or "unfiltered" (grouped, but every key's costs whatever `api_key_ids` asked).
@@ -262,6 +266,7 @@ def _choices(query: dict[str, list[str]], name: str, allowed: set[str]) -> list[
 class _Handler(BaseHTTPRequestHandler):
     server: OpenAIServer
     protocol_version = "HTTP/1.1"
+    payload: dict[str, Any]  # a POST's JSON body ({} for other methods)
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -295,10 +300,29 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def _body(self) -> dict[str, Any]:
+        """The request's JSON object; a body that is not one is the spec's 400."""
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            raise BadRequest("We could not parse the JSON body of your request.", "body") from None
+        if not isinstance(body, dict):
+            raise BadRequest("The request body must be a JSON object.", "body")
+        return body
+
     def _handle(self, method: str) -> None:
         server = self.server
         url = urlsplit(self.path)
         query = {k.removesuffix("[]"): v for k, v in parse_qs(url.query).items()}
+        try:
+            self.payload = self._body() if method == "POST" else {}
+        except BadRequest as exc:
+            return self._send(400, exc.body)
         with server.lock:
             server.requests[f"{method} {url.path}"] += 1
             injected = next((i for i in server.injected if url.path.startswith(i[0])), None)
@@ -396,14 +420,23 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, self._key_object(found[0]))
             if method == "DELETE":
                 return self._delete_key(found[0])
+        if rest == ["spend_limit"]:
+            return self._spend_limit(method, project)
         if rest[:1] == ["service_accounts"]:
             accounts = [a for a in org.service_accounts.values() if a["project_id"] == project_id]
             if len(rest) == 1 and method == "GET":
                 return self._cursor([_service_account_object(a) for a in accounts], query)
-            found_accounts = [a for a in accounts if len(rest) == 2 and a["id"] == rest[1]]
+            if len(rest) == 1 and method == "POST":
+                return self._create_service_account(project)
+            found_accounts = [a for a in accounts if len(rest) >= 2 and a["id"] == rest[1]]
             if not found_accounts:
                 raise NotFound(f"No such service account: {rest[-1]}")
             account = found_accounts[0]
+            if rest[2:] == ["api_keys"] and method == "POST":
+                name = str(self.payload.get("name") or "Secret Key")
+                return self._send(200, self._new_key(account, name))
+            if len(rest) > 2:
+                raise NotFound(f"Invalid URL ({method} …/service_accounts/{account['id']}/…)")
             if method == "GET":
                 return self._send(200, _service_account_object(account))
             if method == "DELETE":
@@ -413,6 +446,76 @@ class _Handler(BaseHTTPRequestHandler):
                 deleted = "organization.project.service_account.deleted"
                 return self._send(200, {"object": deleted, "id": account["id"], "deleted": True})
         raise NotFound(f"Invalid URL ({method} /v1/organization/projects/{project_id}/…)")
+
+    def _create_service_account(self, project: dict[str, Any]) -> None:
+        """The spec: the new account, and (unless `create_service_account_only`) its API key
+        with the unredacted value, the only time the value is ever answered."""
+        if project["status"] == "archived":
+            raise BadRequest(f"Project {project['id']} is archived.", "project_id")
+        name = self.payload.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequest(
+                "Missing required parameter: 'name'.", "name", "missing_required_parameter"
+            )
+        only = self.payload.get("create_service_account_only") is True
+        org = self.server.org
+        account = org.service_accounts[org.service_account(project["id"], name)]
+        account["role"] = "none" if only else "member"
+        new_key = None if only else self._new_key(account, "Secret Key")
+        self._send(200, {**_service_account_object(account), "api_key": new_key})
+
+    def _new_key(self, account: dict[str, Any], name: str) -> dict[str, Any]:
+        """A new key for a service account, built at run time (no key literal anywhere)."""
+        from keygen import key_of
+        from keysentry.scanner.keys import KeyKind
+
+        value = key_of(KeyKind.SERVICE_ACCOUNT, random.Random(uuid.uuid4().int)).key
+        key = self.server.org.add_key(
+            value,
+            account["project_id"],
+            name=name,
+            created_at=int(time.time()),
+            owner_type="service_account",
+            owner_id=account["id"],
+        )
+        return {
+            "object": "organization.project.service_account.api_key",
+            "value": value,
+            "name": name,
+            "created_at": key.created_at,
+            "id": key.id,
+        }
+
+    def _spend_limit(self, method: str, project: dict[str, Any]) -> None:
+        limits = self.server.org.spend_limits
+        if method == "POST":
+            amount = self.payload.get("threshold_amount")
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+                raise BadRequest(
+                    "Invalid 'threshold_amount': an integer of at least 1 (cents) is required.",
+                    "threshold_amount",
+                )
+            for name, only in (("currency", "USD"), ("interval", "month")):
+                if self.payload.get(name) != only:
+                    raise BadRequest(
+                        f"Invalid value for '{name}': only '{only}' is supported.", name
+                    )
+            limits[project["id"]] = {
+                "object": "project.spend_limit",
+                "threshold_amount": amount,
+                "currency": "USD",
+                "interval": "month",
+                "enforcement": {"status": "enforcing"},
+            }
+            return self._send(200, limits[project["id"]])
+        if project["id"] not in limits:
+            raise NotFound(f"No hard spend limit is set for project {project['id']}.")
+        if method == "GET":
+            return self._send(200, limits[project["id"]])
+        if method == "DELETE":
+            del limits[project["id"]]
+            return self._send(200, {"object": "project.spend_limit.deleted", "deleted": True})
+        raise NotFound(f"Invalid URL ({method} /v1/organization/projects/{project['id']}/…)")
 
     def _delete_key(self, key: ApiKey) -> None:
         """The spec: "Returns confirmation of the key deletion, or an error if the key belonged
