@@ -25,9 +25,13 @@ _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069
 # type word, then 20 or more base64url characters that look random (an unseen format, an admin
 # key, a truncated key): both cases of letter or a digit, and few hyphens, unlike a name such
 # as `disk-image-backup-2024-01`.
-_MARKED_RUN = re.compile(r"[A-Za-z0-9_-]*T3BlbkFJ[A-Za-z0-9_-]*")
-_SK_RUN = re.compile(r"sk-(?:[A-Za-z]+-)?([A-Za-z0-9_-]{20,})")
+_RUN = re.compile(r"[A-Za-z0-9_-]{20,}")
+_SK_AT = re.compile(r"sk-(?:[A-Za-z]{1,40}-)?([A-Za-z0-9_-]{20,256})")
+_MARKER = "T3BlbkFJ"
 _MIN_MARKED_RUN = 40
+# Each `sk-` in a run is judged by a match that reads to the run's end, so a run with many of
+# them would cost quadratic time; past this many, the rest of the run is redacted unjudged.
+_MAX_SK_PER_RUN = 8
 
 # surrogateescape maps an undecodable byte 0xNN to U+DCNN.
 _ESCAPED_BYTES = range(0xDC80, 0xDD00)
@@ -43,8 +47,7 @@ def scrub(text: str) -> str:
     for match in reversed(detect(data)):
         shown = redact(match.key.decode("ascii"), match.classified.prefix).encode()
         data = data[: match.start] + shown + data[match.end :]
-    detected = data.decode("utf-8", "surrogateescape")
-    return _SK_RUN.sub(_redacted_if_random, _MARKED_RUN.sub(_redacted_run, detected))
+    return _RUN.sub(_redacted_run, data.decode("utf-8", "surrogateescape"))
 
 
 def holds_key(text: str) -> bool:
@@ -65,25 +68,31 @@ def say(text: str, file: TextIO | None = None) -> None:
 
 
 def _redacted_run(match: re.Match[str]) -> str:
+    """A run of base64url characters with anything key-shaped in it redacted. Linear in the
+    run's length: messages may quote a hostile server's body."""
     from keysentry.secret import redact
 
     run = match.group()
-    if len(run) < _MIN_MARKED_RUN:
-        return run
-    start = run.find("sk-")
-    return run[:start] + redact(run[start:]) if start >= 0 else redact(run)
+    if _MARKER in run and len(run) >= _MIN_MARKED_RUN:
+        start = run.find("sk-")
+        return run[:start] + redact(run[start:]) if start >= 0 else redact(run)
+    at = run.find("sk-")
+    for _ in range(_MAX_SK_PER_RUN):
+        if at < 0:
+            return run
+        shaped = _SK_AT.match(run, at)
+        if shaped is not None and _looks_random(shaped.group(1)):
+            return run[:at] + redact(run[at:])
+        at = run.find("sk-", at + 1)
+    return run if at < 0 else run[:at] + redact(run[at:])
 
 
-def _redacted_if_random(match: re.Match[str]) -> str:
-    from keysentry.secret import redact
-
-    tail = match.group(1)
-    random_looking = (
+def _looks_random(tail: str) -> bool:
+    return (
         any(c.islower() for c in tail)
         and any(c.isupper() or c.isdigit() for c in tail)
         and tail.count("-") * 10 <= len(tail)
     )
-    return redact(match.group()) if random_looking else match.group()
 
 
 def _escaped(match: re.Match[str]) -> str:

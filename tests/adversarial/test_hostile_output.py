@@ -390,3 +390,25 @@ def test_health_never_returns_a_quoted_key(server: OpenAIServer, rng: random.Ran
     with pytest.raises(ProviderError) as caught:
         api.translated(lambda: api.ApiClient(Secret(key)).call(lambda sdk: sdk.models.list()))
     assert_nowhere(key, json.dumps(payload), str(caught.value))
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["a", "sk-a-", "sk-", "T3BlbkFJ", "x" * 30 + " ", "sk-proj-" + "Ab1" * 9 + "-", "%54%33"],
+)
+def test_scrubbing_a_hostile_body_costs_linear_time(unit: str) -> None:
+    """A server's error body is scrubbed before it reaches any message: ten times the text
+    must cost about ten times as much, never a hundred (a quadratic pattern would)."""
+    import time
+
+    def seconds(size: int) -> float:
+        text = unit * (size // len(unit))
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            scrub(text)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    small, large = seconds(100_000), seconds(1_000_000)
+    assert large < 40 * max(small, 1e-3), (unit, small, large)
