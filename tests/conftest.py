@@ -38,6 +38,10 @@ LEAKY_PREFIXES = (
 )
 LEAKY_NAMES = {"NO_COLOR", "FORCE_COLOR", "CLICOLOR", "CLICOLOR_FORCE"}
 LEAKY_NAMES |= {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}  # and lower case
+# How Python child processes behave (PYTHONUNBUFFERED=1 hid a reentrant print in a signal
+# handler on a machine that had it set, and only there).
+LEAKY_NAMES |= {"PYTHONUNBUFFERED", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONWARNINGS"}
+LEAKY_NAMES |= {"PYTHONDEVMODE", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONBREAKPOINT"}
 XDG_DIRS = {
     "XDG_CONFIG_HOME": ".config",
     "XDG_CACHE_HOME": ".cache",

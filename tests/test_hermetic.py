@@ -67,6 +67,7 @@ def test_what_the_machine_holds_when_pytest_starts_never_reaches_a_test(tmp_path
         "NO_COLOR": "1",
         "GIT_DIR": str(tmp_path),
         "https_proxy": "http://127.0.0.1:9",
+        "PYTHONUNBUFFERED": "1",
     }
     inner = [
         f"{__name__}.py::{test.__name__}"
