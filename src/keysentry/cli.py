@@ -288,6 +288,91 @@ def revoke_command(
     return translated(lambda: verify.revoke(project, key_id, admin_key, yes, base_url))
 
 
+@cli.command("rotate")
+@click.option("--env", "env", metavar="ENV", help="The environment whose key to rotate.")
+@click.option("--name", default="OPENAI_API_KEY", show_default=True, help="The key's name.")
+@click.option("--due", is_flag=True, help="Rotate every environment due by policy or leaked.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted rotation.")
+@click.option("--rollback", is_flag=True, help="Undo an interrupted rotation (old key kept).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option(
+    "--until-unused",
+    is_flag=True,
+    help="Delete the old key once its last_used_at stops moving ([rotate] window), instead "
+    "of after the loader TTL + grace.",
+)
+@click.option("--grace", type=float, metavar="SECONDS", help="Grace beyond the loader's TTL.")
+@click.option("--no-history", is_flag=True, help="With --due: skip the history scan.")
+@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
+def rotate_command(
+    env: str | None,
+    name: str,
+    due: bool,
+    resume: bool,
+    rollback: bool,
+    dry_run: bool,
+    yes: bool,
+    until_unused: bool,
+    grace: float | None,
+    no_history: bool,
+    base_url: str | None,
+) -> int:
+    """Replace an environment's key with zero downtime: a new service-account key in the same
+    project, proven live, stored as a new version and read back; the old key deleted once
+    loaders have moved. Journaled: --resume, --rollback.
+
+    Exit codes: 0 done (or nothing due), 1 not confirmed, 2 error.
+    """
+    from keysentry.commands.rotate import Options, run
+    from keysentry.verify.client import translated
+
+    options = Options(env, name, due, resume, rollback, dry_run, yes, until_unused, grace,
+                      base_url, not no_history)  # fmt: skip
+    return translated(lambda: run(options))
+
+
+@cli.group("limit")
+def limit_group() -> None:
+    """The hard spend limit of each environment's project (the Admin API)."""
+
+
+@limit_group.command("show")
+@click.option("--env", "envs", metavar="ENV", multiple=True, help="Only ENV [default: all].")
+@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
+def limit_show(envs: tuple[str, ...], base_url: str | None) -> int:
+    """Show each environment's project hard spend limit."""
+    from keysentry.commands import limit
+    from keysentry.verify.client import translated
+
+    return translated(lambda: limit.show(list(envs), base_url))
+
+
+@limit_group.command("set")
+@click.option("--env", "env", metavar="ENV", required=True, help="The environment.")
+@click.option("--usd", required=True, metavar="DOLLARS", help="The monthly limit in dollars.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
+def limit_set(env: str, usd: str, yes: bool, base_url: str | None) -> int:
+    """Set the environment's project hard spend limit (per month; read back)."""
+    from keysentry.commands import limit
+    from keysentry.verify.client import translated
+
+    return translated(lambda: limit.set_(env, usd, yes, base_url))
+
+
+@limit_group.command("clear")
+@click.option("--env", "env", metavar="ENV", required=True, help="The environment.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
+def limit_clear(env: str, yes: bool, base_url: str | None) -> int:
+    """Remove the environment's project hard spend limit."""
+    from keysentry.commands import limit
+    from keysentry.verify.client import translated
+
+    return translated(lambda: limit.clear(env, yes, base_url))
+
+
 @cli.group("migrate")
 def migrate_group() -> None:
     """Move keys out of code and .env files into secret stores, and between stores."""
@@ -385,6 +470,72 @@ def baseline_import(sources: tuple[Path, ...], baseline: Path, root: Path) -> in
     from keysentry.commands.baseline import import_baselines
 
     return import_baselines(list(sources), baseline, root)
+
+
+@cli.group("fleet")
+def fleet_group() -> None:
+    """Scan every repository of an organisation on a Dask cluster into a datastore, and
+    report from it (needs the fleet extra: pip install 'keysentry[fleet]')."""
+
+
+@fleet_group.command("scan")
+@click.option("--repos", metavar="FILE", help="A file of clone URLs or local paths, one a line.")
+@click.option("--github-org", metavar="ORG", help="Every repository of a GitHub organisation.")
+@click.option("--github-user", metavar="USER", help="Every repository a GitHub user owns.")
+@click.option(
+    "--github-url",
+    metavar="URL",
+    help="The GitHub API (Enterprise: https://HOST/api/v3) [default: https://api.github.com].",
+)
+@click.option("--forks", is_flag=True, help="Include forks.")
+@click.option("--archived", is_flag=True, help="Include archived repositories.")
+@click.option(
+    "--store",
+    metavar="URL",
+    default="keysentry-fleet.db",
+    show_default=True,
+    help="The datastore: a SQLite path or a postgresql:// URL.",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="A Dask scheduler (tcp://HOST:8786) [default: DASK_SCHEDULER_ADDRESS, else an "
+    "embedded cluster].",
+)
+@click.option("--workers", type=click.IntRange(1), help="Embedded cluster's worker processes.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where workers keep their mirrors [default: ~/.cache/keysentry/fleet].",
+)
+@click.option("--verify", is_flag=True, help="Verify each new distinct key once (OpenAI API).")
+@click.option("--openai-base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
+@click.option(
+    "--retries", type=click.IntRange(0), default=3, show_default=True, help="Per repository."
+)
+@click.option("--fresh", is_flag=True, help="Start a new scan instead of resuming one.")
+@click.option("--max-file-size", default="50M", show_default=True, help="Larger blobs: skipped.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def fleet_scan(**options: object) -> int:
+    """Scan the history of many repositories into the datastore; a rerun reads only what
+    changed. Exit codes: 0 no key, 1 keys, 2 error or a repository failed, 3 a live key."""
+    from keysentry.commands import fleet
+
+    return fleet.scan(options)
+
+
+@fleet_group.command("report")
+@click.option("--store", metavar="URL", default="keysentry-fleet.db", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "sarif", "html"]), default="text"
+)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--since", metavar="DATE", help="Only what the store first saw on or after DATE.")
+def fleet_report(store: str, fmt: str, output: Path | None, since: str | None) -> int:
+    """Report the keys in the datastore: live ones first, with where each was committed."""
+    from keysentry.commands import fleet
+
+    return fleet.report(store, fmt, output, since)
 
 
 def main(argv: list[str] | None = None) -> int:
