@@ -288,91 +288,6 @@ def revoke_command(
     return translated(lambda: verify.revoke(project, key_id, admin_key, yes, base_url))
 
 
-@cli.command("rotate")
-@click.option("--env", "env", metavar="ENV", help="The environment whose key to rotate.")
-@click.option("--name", default="OPENAI_API_KEY", show_default=True, help="The key's name.")
-@click.option("--due", is_flag=True, help="Rotate every environment due by policy or leaked.")
-@click.option("--resume", is_flag=True, help="Finish an interrupted rotation.")
-@click.option("--rollback", is_flag=True, help="Undo an interrupted rotation (old key kept).")
-@click.option("--dry-run", is_flag=True, help="Print the plan; change nothing.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option(
-    "--until-unused",
-    is_flag=True,
-    help="Delete the old key once its last_used_at stops moving ([rotate] window), instead "
-    "of after the loader TTL + grace.",
-)
-@click.option("--grace", type=float, metavar="SECONDS", help="Grace beyond the loader's TTL.")
-@click.option("--no-history", is_flag=True, help="With --due: skip the history scan.")
-@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
-def rotate_command(
-    env: str | None,
-    name: str,
-    due: bool,
-    resume: bool,
-    rollback: bool,
-    dry_run: bool,
-    yes: bool,
-    until_unused: bool,
-    grace: float | None,
-    no_history: bool,
-    base_url: str | None,
-) -> int:
-    """Replace an environment's key with zero downtime: a new service-account key in the same
-    project, proven live, stored as a new version and read back; the old key deleted once
-    loaders have moved. Journaled: --resume, --rollback.
-
-    Exit codes: 0 done (or nothing due), 1 not confirmed, 2 error.
-    """
-    from keysentry.commands.rotate import Options, run
-    from keysentry.verify.client import translated
-
-    options = Options(env, name, due, resume, rollback, dry_run, yes, until_unused, grace,
-                      base_url, not no_history)  # fmt: skip
-    return translated(lambda: run(options))
-
-
-@cli.group("limit")
-def limit_group() -> None:
-    """The hard spend limit of each environment's project (the Admin API)."""
-
-
-@limit_group.command("show")
-@click.option("--env", "envs", metavar="ENV", multiple=True, help="Only ENV [default: all].")
-@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
-def limit_show(envs: tuple[str, ...], base_url: str | None) -> int:
-    """Show each environment's project hard spend limit."""
-    from keysentry.commands import limit
-    from keysentry.verify.client import translated
-
-    return translated(lambda: limit.show(list(envs), base_url))
-
-
-@limit_group.command("set")
-@click.option("--env", "env", metavar="ENV", required=True, help="The environment.")
-@click.option("--usd", required=True, metavar="DOLLARS", help="The monthly limit in dollars.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
-def limit_set(env: str, usd: str, yes: bool, base_url: str | None) -> int:
-    """Set the environment's project hard spend limit (per month; read back)."""
-    from keysentry.commands import limit
-    from keysentry.verify.client import translated
-
-    return translated(lambda: limit.set_(env, usd, yes, base_url))
-
-
-@limit_group.command("clear")
-@click.option("--env", "env", metavar="ENV", required=True, help="The environment.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--base-url", metavar="URL", help="The OpenAI API [default: OPENAI_BASE_URL].")
-def limit_clear(env: str, yes: bool, base_url: str | None) -> int:
-    """Remove the environment's project hard spend limit."""
-    from keysentry.commands import limit
-    from keysentry.verify.client import translated
-
-    return translated(lambda: limit.clear(env, yes, base_url))
-
-
 @cli.group("migrate")
 def migrate_group() -> None:
     """Move keys out of code and .env files into secret stores, and between stores."""
@@ -536,6 +451,7 @@ def fleet_report(store: str, fmt: str, output: Path | None, since: str | None) -
     from keysentry.commands import fleet
 
     return fleet.report(store, fmt, output, since)
+
 
 
 def main(argv: list[str] | None = None) -> int:
