@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +127,65 @@ def test_an_unreadable_file_is_a_skip_marked_unreadable(rng: random.Random) -> N
     skip = source.read(entry)
     assert isinstance(skip, Skip) and skip.unreadable
     assert key_of(KeyKind.PROJECT, rng).key not in skip.reason
+
+
+def deep_tree(root: Path, levels: int, name: str, content: bytes) -> str:
+    """A chain of `levels` directories below `root`, made by descriptor (the whole path is too
+    long for one system call), with file `name` at the bottom; returns that file's path."""
+    fd = os.open(root, os.O_RDONLY)
+    for _ in range(levels):
+        os.mkdir("d" * 8, dir_fd=fd)
+        inner = os.open("d" * 8, os.O_RDONLY, dir_fd=fd)
+        os.close(fd)
+        fd = inner
+    file = os.open(name, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd)
+    os.write(file, content)
+    os.close(file)
+    os.close(fd)
+    return os.path.join(str(root), *["d" * 8] * levels, name)
+
+
+def test_a_key_below_the_longest_path_the_system_opens_is_found(
+    tmp_path: Path, rng: random.Random, cli: Any
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    bottom = deep_tree(tmp_path, 600, "k.env", f"OPENAI_API_KEY={key}\n".encode())
+    with pytest.raises(OSError, match="too long"):
+        os.stat(bottom)  # 5,400 bytes of path: over PATH_MAX
+    result = cli("scan", "--format", "json", str(tmp_path))
+    assert result.code == 1
+    [finding] = result.json()["findings"]
+    assert finding["path"] == bottom
+    assert key not in result.out + result.err
+
+
+def test_an_unreadable_directory_makes_the_scan_incomplete(
+    tmp_path: Path, rng: random.Random
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    (tmp_path / "open.txt").write_text("nothing here\n")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "k.env").write_text(f"OPENAI_API_KEY={key}\n")
+    locked.chmod(0)
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from keysentry.cli import main; sys.exit(main(sys.argv[1:]))",
+        "scan",
+        str(tmp_path),
+    ]
+    if os.geteuid() == 0:  # root reads any directory: run without that capability
+        if shutil.which("setpriv") is None:
+            locked.chmod(0o755)
+            pytest.skip("running as root, and no setpriv to drop the capability to read all")
+        drop = "-dac_override,-dac_read_search"
+        command = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}", *command]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    finally:
+        locked.chmod(0o755)
+    assert done.returncode == 2, done.stderr
+    assert f"warning: {locked}: unreadable directory: Permission denied" in done.stderr
+    assert "incomplete scan" in done.stderr
+    assert key not in done.stdout + done.stderr

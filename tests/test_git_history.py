@@ -280,3 +280,74 @@ def test_history_reports_never_hold_the_key(
     assert result.code == 1
     assert key not in result.out + result.err
     assert "introduced" in result.out
+
+
+def test_a_corrupt_pack_names_the_bad_object_and_scans_the_rest(
+    gitrepo: GitRepo, rng: random.Random, cli: Any
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    noise = {f"n{i}.txt": rng.randbytes(3000).hex() for i in range(20)}
+    gitrepo.commit("noise", **noise)
+    gitrepo.commit("leak", **{"k.env": f"OPENAI_API_KEY={key}\n"})
+    gitrepo("repack", "-q", "-a", "-d")
+    victim = gitrepo("rev-parse", "HEAD:n7.txt")
+    [pack] = (gitrepo.path / ".git" / "objects" / "pack").glob("*.pack")
+    index = pack.with_suffix(".idx")
+    listed = gitrepo("verify-pack", "-v", str(index)).splitlines()
+    offset = next(int(line.split()[4]) for line in listed if line.startswith(victim))
+    data = bytearray(pack.read_bytes())
+    for at in range(offset + 40, offset + 240):  # inside its compressed content
+        data[at] ^= 0xFF
+    pack.chmod(0o644)
+    pack.write_bytes(bytes(data))
+    code, findings, err = history(cli, gitrepo.path, "--no-cache")
+    assert code == 2
+    assert f"warning: blob {victim}: not read: git cat-file stopped in the middle of it" in err
+    assert "1 unreadable" in err and "incomplete scan" in err
+    assert [f["path"] for f in findings] == ["k.env"]  # the rest was scanned
+    code, findings, _ = history(cli, gitrepo.path, "--allow-incomplete")
+    assert code == 1 and len(findings) == 1
+    clean = (gitrepo.path / ".git" / "keysentry" / "clean-blobs").read_bytes()
+    assert bytes.fromhex(victim) not in clean
+    assert bytes.fromhex(gitrepo("rev-parse", "HEAD:n8.txt")) in clean
+
+
+@pytest.mark.parametrize("mode", ["--history", "--staged", "--range", "files"])
+def test_a_blob_the_detector_could_not_search_in_full_keeps_its_keys_and_is_never_clean(
+    mode: str, gitrepo: GitRepo, rng: random.Random, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The detector raises IncompleteBlob when a bound on hostile input is reached; here a
+    marker in the content stands in for that input."""
+    from keysentry.scanner import pipeline
+    from keysentry.scanner.findings import Blob, Finding, IncompleteBlob, findings_in
+    from keysentry.scanner.git import history as history_source
+
+    def bounded(blob: Blob, inline_allow: bool = True) -> list[Finding]:
+        found = findings_in(blob, inline_allow)
+        if b"HOSTILE" in blob.data:
+            raise IncompleteBlob(blob.path, "too many candidates", found)
+        return found
+
+    monkeypatch.setattr(pipeline, "findings_in", bounded)
+    monkeypatch.setattr(history_source, "findings_in", bounded)
+    key = key_of(KeyKind.PROJECT, rng).key
+    base = gitrepo.commit("init", **{"a.txt": "a\n"})
+    gitrepo.write("k.env", f"HOSTILE\nOPENAI_API_KEY={key}\n")
+    gitrepo("add", "k.env")
+    if mode != "--staged":
+        gitrepo.commit("leak")
+    blob = gitrepo("rev-parse", ":k.env")
+    args = {
+        "--history": ["--history"],
+        "--staged": ["--staged"],
+        "--range": ["--range", f"{base}..HEAD"],
+        "files": [],
+    }[mode]
+    result = cli("scan", *args, "--format", "json", str(gitrepo.path))
+    assert result.code == 2
+    assert len(result.json()["findings"]) == 1  # what it found is kept
+    assert "not fully scanned: too many candidates" in result.err
+    assert blob in result.err or mode == "files"
+    clean = gitrepo.path / ".git" / "keysentry" / "clean-blobs"
+    assert not clean.exists() or bytes.fromhex(blob) not in clean.read_bytes()
+    assert key not in result.out + result.err

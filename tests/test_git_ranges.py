@@ -150,3 +150,18 @@ def test_several_ranges_are_scanned_together(
     )
     assert code == 1
     assert [f["path"] for f in findings] == ["a.py", "b.py"]
+
+
+def test_a_blob_over_the_size_limit_in_a_range_is_named_not_read(
+    gitrepo: GitRepo, rng: random.Random, cli: Any
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    base = gitrepo.commit("init", **{"a.txt": "a\n"})
+    gitrepo.commit("big", **{"big.txt": "x" * (2 << 20) + f"\nK={key}\n"})
+    blob = gitrepo("rev-parse", "HEAD:big.txt")
+    result = cli("scan", "--range", f"{base}..HEAD", "--max-file-size", "1M", str(gitrepo.path))
+    assert result.code == 0
+    assert f"skipped big.txt (blob {blob}): 2,097," in result.err
+    whole = cli("scan", "--range", f"{base}..HEAD", str(gitrepo.path))
+    assert whole.code == 1
+    assert key not in result.out + result.err + whole.out + whole.err

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
 from typing import Any
+
+import pytest
 
 from conftest import GitRepo
 from keygen import key_of
@@ -126,6 +131,39 @@ def test_the_hook_path_imports_no_sdk(gitrepo: GitRepo) -> None:
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'boto3', 'botocore', 'hvac', 'azure', 'openai', 'httpx2', 'requests'}))"
     )
-    done = subprocess.run([sys.executable, "-c", probe, str(gitrepo.path)], capture_output=True,
-                          text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(gitrepo.path)], capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads VmHWM from /proc")
+def test_a_staged_blob_over_the_size_limit_is_named_and_never_held_in_memory(
+    gitrepo: GitRepo, rng: random.Random
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    gitrepo.commit("init", **{"a.txt": "a\n"})
+    with open(gitrepo.path / "big.bin", "wb") as big:
+        for _ in range(96):
+            big.write(bytes(1 << 20))
+        big.write(f"K={key}\n".encode())
+    gitrepo("add", "big.bin")
+    blob = gitrepo("rev-parse", ":big.bin")
+    probe = (
+        "import sys; from keysentry.cli import main;"
+        "code = main(['scan', '--staged', '--max-file-size', '1M', sys.argv[1]]);"
+        "print(open('/proc/self/status').read().split('VmHWM:')[1].split()[0], file=sys.stderr);"
+        "sys.exit(code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(gitrepo.path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert f"skipped big.bin (staged blob {blob}): 100,663," in done.stderr
+    assert "larger than the size limit (1,048,576 bytes; see --max-file-size)" in done.stderr
+    peak_kb = int(done.stderr.strip().splitlines()[-1])
+    assert peak_kb < 80 << 10  # far below the blob's 96 MB: it was never read into memory
+    assert key not in done.stdout + done.stderr

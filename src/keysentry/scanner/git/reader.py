@@ -82,7 +82,7 @@ class _Broken(Exception):
 def _answer(object_id: str, stdout: IO[bytes], max_size: int | None) -> Answer:
     header = stdout.readline()
     if not header.endswith(b"\n"):
-        raise _Broken("git cat-file stopped early" + (" (killed?)" if not header else ""))
+        raise _Broken("git cat-file stopped before answering (killed, or out of resources)")
     fields = header.split()
     if len(fields) == 2 and fields[1] == b"missing" and fields[0] == object_id.encode():
         return None
@@ -94,7 +94,7 @@ def _answer(object_id: str, stdout: IO[bytes], max_size: int | None) -> Answer:
         return size if fields[1] == b"blob" else None
     data = stdout.read(size)
     if len(data) != size or stdout.read(1) != b"\n":
-        raise _Broken(f"git cat-file stopped in the middle of blob {object_id}")
+        raise _Broken("git cat-file stopped in the middle of it (a corrupt object, or killed)")
     return data
 
 
@@ -104,10 +104,10 @@ def _drain(stdout: IO[bytes], size: int) -> None:
     while left:
         chunk = stdout.read(min(left, _DRAIN_CHUNK))
         if not chunk:
-            raise _Broken("git cat-file stopped in the middle of an object")
+            break
         left -= len(chunk)
-    if stdout.read(1) != b"\n":
-        raise _Broken("git cat-file stopped in the middle of an object")
+    if left or stdout.read(1) != b"\n":
+        raise _Broken("git cat-file stopped in the middle of it (a corrupt object, or killed)")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
