@@ -139,8 +139,8 @@ def test_a_malformed_baseline_is_a_one_line_error(tmp_path: Path, cli: Any) -> N
     ("content", "message"),
     [
         ("[scan\n", "invalid TOML"),
-        ("[scan]\nmax_file_size = 'huge'\n", "scan.max_file_size: expected a size"),
-        ("[scan]\nexclude = 'x'\n", "scan.exclude must be a list"),
+        ("[scan]\nmax_file_size = 'huge'\n", "[scan] max_file_size must be a size"),
+        ("[scan]\nexclude = 'x'\n", "[scan] exclude must be a list"),
         ("[scan]\ncolour = true\n", "unknown key 'colour'"),
         ("scan = 3\n", "[scan] must be a table"),
     ],

@@ -1,7 +1,10 @@
 """keysentry's configuration: `keysentry.toml`, or `[tool.keysentry]` in pyproject.toml.
 
-Found in the current directory unless a path is given. Every malformed value is a ConfigError
-that names the file, the key and what is wrong.
+Found where the user expects it: for a scan, the nearest keysentry.toml or pyproject.toml from
+the scanned directory up to its repository's root, else the working directory's (`find_config`);
+`--config` names one. Every table is checked in one place (`TABLES`, below) when the file is
+read: an unknown table or key, or a value of the wrong type, is a one-line ConfigError naming
+the file, the table and the key.
 
 A key pasted where a reference belongs (`OPENAI_API_KEY = "sk-proj-..."`) is found when the
 file is read, and reading the section that holds it raises a ConfigError that names where it
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -97,6 +100,178 @@ def parse_size(value: str | int, where: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).upper()]
 
 
+# What is wrong with a value, or None when it is fine.
+Check = Callable[[Any], str | None]
+
+
+class Table(NamedTuple):
+    """A config table: its fixed keys, or (`each`) what every key holds when the keys are the
+    user's own names (environments, secret names)."""
+
+    keys: Mapping[str, Table | Check] = MappingProxyType({})
+    each: Table | Check | None = None
+
+
+def _string(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "must be a non-empty string"
+
+
+def _seconds(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return f"must be a number of seconds (0 or more), got {value!r}"
+    return None
+
+
+def _number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return f"must be a number (0 or more), got {value!r}"
+    return None
+
+
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+
+
+def _globs(value: Any) -> str | None:
+    if isinstance(value, list) and all(isinstance(p, str) for p in value):
+        return None
+    return 'must be a list of glob strings, such as ["vendor/*"]'
+
+
+def _size(value: Any) -> str | None:
+    try:
+        parse_size(value, "")
+    except ConfigError:
+        return f"must be a size such as 10M or 4096, got {value!r}"
+    return None
+
+
+def _template(value: Any) -> str | None:
+    """A destination with `{env}` and `{name}` placeholders (both optional)."""
+    if not isinstance(value, str) or not value:
+        return 'must be a reference template such as "aws-sm://{env}/openai#{name}"'
+    try:
+        value.format(env="env", name="name")
+    except (KeyError, IndexError, ValueError):
+        return f"may use {{env}} and {{name}} only, got {value!r}"
+    return None
+
+
+def _one_of(*choices: str) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got {value!r}"
+
+    return check
+
+
+# The stores `migrate copy --to-provider` can write to (every provider but env://, which no
+# command can write); tests/test_config.py holds this to keysentry.providers.PROVIDERS.
+WRITABLE_SCHEMES = ("aws-sm", "azure-kv", "dotenv", "vault")
+
+# Every table keysentry reads and what each key holds: the one place a config is checked, when
+# it is read (README "Configuration" documents each). Readers may check more (a reference's
+# syntax, a template's store), never less. A new table is added here.
+TABLES = Table(
+    {
+        "scan": Table(
+            {
+                "exclude": _globs,
+                "max_file_size": _size,
+                "inline_allow": _boolean,
+                "ignore_file": _string,
+            }
+        ),
+        "environments": Table(each=Table(each=_string)),
+        "load": Table({"ttl_seconds": _seconds, "stale_if_error_seconds": _seconds}),
+        "verify": Table(
+            {"admin_key": _string, "spend_threshold_usd": _number, "base_url": _string}
+        ),
+        "migrate": Table(
+            {
+                "destination": _template,
+                "destinations": Table(each=_template),
+                "templates": Table(dict.fromkeys(WRITABLE_SCHEMES, _template)),
+            }
+        ),
+        "rotate": Table(
+            {
+                "grace_seconds": _seconds,
+                "name_template": _string,
+                "poll_seconds": _seconds,
+                "unused_window_seconds": _seconds,
+                "max_wait_seconds": _seconds,
+            }
+        ),
+        # The runtime guard's settings, shared and per environment: keysentry.runtime.settings
+        # checks each (it knows their kinds and the environment variables that override them).
+        "runtime": Table(each=lambda value: None),
+        "policies": Table(
+            each=Table(
+                {
+                    "max_key_age_days": _number,
+                    "spend_limit": _one_of("required", "recommended", "off"),
+                }
+            )
+        ),
+    }
+)
+
+
+def validate(path: Path, table: Mapping[str, Any], prefix: str, skip: frozenset[str]) -> None:
+    """Check every table of a config file against `TABLES`; the first problem is a
+    ConfigError naming the file, the table and the key. Sections in `skip` (they hold a
+    pasted key: reading them raises that error) are left alone."""
+    for name, value in table.items():
+        if name in skip:
+            continue
+        spec = TABLES.keys.get(name)
+        if spec is None:
+            known = ", ".join(f"[{k}]" for k in TABLES.keys)
+            raise ConfigError(f"{path}: unknown table [{prefix}{name}] (known: {known})")
+        _check(path, value, spec, f"{prefix}{name}", "")
+
+
+def _check(path: Path, value: Any, spec: Table | Check, table: str, key: str) -> None:
+    if not isinstance(spec, Table):
+        problem = spec(value)
+        if problem is not None:
+            raise ConfigError(f"{path}: [{table}] {key} {problem}")
+        return
+    name = f"{table}.{key}" if key else table
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path}: [{name}] must be a table")
+    for child_key, item in value.items():
+        child = spec.keys.get(child_key, spec.each)
+        if child is None:
+            known = ", ".join(spec.keys)
+            raise ConfigError(f"{path}: [{name}] has unknown key {child_key!r} (known: {known})")
+        _check(path, item, child, name, str(child_key))
+
+
+def find_config(start: Path) -> Config:
+    """The configuration for a scan of `start` (a directory or file): the nearest
+    keysentry.toml or pyproject.toml with [tool.keysentry] from it up to its repository's
+    root (from it alone outside a repository), else the working directory's."""
+    for directory in search_path(start):
+        config = load_config(directory=directory)
+        if config.path is not None:
+            return config
+    return load_config()
+
+
+def search_path(start: Path) -> list[Path]:
+    """Where a scan of `start` looks for its files: its directory and each parent up to the
+    repository root (the first holding `.git`); only its directory outside a repository."""
+    directory = start if start.is_dir() else start.parent
+    directory = directory.resolve()
+    chain = []
+    for candidate in (directory, *directory.parents):
+        chain.append(candidate)
+        if (candidate / ".git").exists():
+            return chain
+    return [directory]
+
+
 def load_config(explicit: Path | None = None, directory: Path | None = None) -> Config:
     """The configuration from `explicit`, else from keysentry.toml or pyproject.toml in
     `directory` (the current one by default), else the defaults."""
@@ -141,33 +316,18 @@ def _from_file(path: Path, required: bool) -> Config:
         found = _first_key({section: value}, prefix.rstrip("."))
         if found is not None:
             keyed[section] = str(pasted_key(f"{path}: {found}"))
+    validate(path, table, prefix, frozenset(keyed))
     sections = Sections(table, keyed)
     return Config(path, _scan_config(path, sections.get("scan", {}), prefix + "scan"), sections)
 
 
 def _scan_config(path: Path, table: Any, name: str) -> ScanConfig:
-    if not isinstance(table, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    known = {"exclude", "max_file_size", "inline_allow", "ignore_file"}
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"{path}: [{name}] has unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
+    """[scan], already checked by `validate`."""
     defaults = ScanConfig()
-    exclude = table.get("exclude", [])
-    if not isinstance(exclude, list) or not all(isinstance(p, str) for p in exclude):
-        raise ConfigError(f"{path}: {name}.exclude must be a list of glob strings")
-    inline_allow = table.get("inline_allow", defaults.inline_allow)
-    if not isinstance(inline_allow, bool):
-        raise ConfigError(f"{path}: {name}.inline_allow must be true or false")
-    ignore_file = table.get("ignore_file", defaults.ignore_file)
-    if not isinstance(ignore_file, str) or not ignore_file:
-        raise ConfigError(f"{path}: {name}.ignore_file must be a file name")
     size = table.get("max_file_size", defaults.max_file_size)
     return ScanConfig(
-        exclude=tuple(exclude),
-        max_file_size=parse_size(size, f"{path}: {name}.max_file_size"),
-        inline_allow=inline_allow,
-        ignore_file=ignore_file,
+        exclude=tuple(table.get("exclude", [])),
+        max_file_size=parse_size(size, f"{path}: [{name}] max_file_size"),
+        inline_allow=table.get("inline_allow", defaults.inline_allow),
+        ignore_file=table.get("ignore_file", defaults.ignore_file),
     )
