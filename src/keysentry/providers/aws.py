@@ -145,7 +145,7 @@ def put(ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool)
     if old == value:
         return Stored(None, created=False, changed=False)
     if old is not None and not overwrite:
-        raise SecretConflict(f"{ref}: the store already holds another value (use overwrite)")
+        raise SecretConflict(f"{ref}: the store already holds another value (use --overwrite)")
     with _translated(ref):
         stored = client.put_secret_value(SecretId=ref.location, SecretString=text)
         if aws_tags:

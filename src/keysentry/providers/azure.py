@@ -150,7 +150,7 @@ def put(
     if current == value:
         return Stored(None, created=False, changed=False)
     if current is not None and not overwrite:
-        raise SecretConflict(f"{ref}: Key Vault already holds another value (use overwrite)")
+        raise SecretConflict(f"{ref}: Key Vault already holds another value (use --overwrite)")
     try:
         with _translated(ref):
             stored = client.set_secret(name, value, tags=dict(tags), content_type="text/plain")

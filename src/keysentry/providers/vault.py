@@ -247,7 +247,7 @@ def put(ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool)
     if fields.get(field) == value:
         return Stored(version, created=False, changed=False)
     if field in fields and not overwrite:
-        raise SecretConflict(f"{ref}: Vault already holds another value (use overwrite)")
+        raise SecretConflict(f"{ref}: Vault already holds another value (use --overwrite)")
     if ref.option("kv") == "1":
         _with_client(
             ref,
