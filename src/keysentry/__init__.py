@@ -11,15 +11,29 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from keysentry.loader import load_key, openai_client, refresh
+    from keysentry.loader import load_key, refresh
+    from keysentry.runtime.budget import BudgetExceeded, ModelNotAllowed
+    from keysentry.runtime.client import async_openai_client, openai_client
     from keysentry.secret import Secret
 
-__all__ = ["Secret", "__version__", "load_key", "openai_client", "refresh"]
+__all__ = [
+    "BudgetExceeded",
+    "ModelNotAllowed",
+    "Secret",
+    "__version__",
+    "async_openai_client",
+    "load_key",
+    "openai_client",
+    "refresh",
+]
 
 _LAZY = {
+    "BudgetExceeded": "keysentry.runtime.budget",
+    "ModelNotAllowed": "keysentry.runtime.budget",
     "Secret": "keysentry.secret",
+    "async_openai_client": "keysentry.runtime.client",
     "load_key": "keysentry.loader",
-    "openai_client": "keysentry.loader",
+    "openai_client": "keysentry.runtime.client",
     "refresh": "keysentry.loader",
 }
 

@@ -194,30 +194,8 @@ def _where(env: str | None) -> str:
 
 
 def openai_client(env: str | None = None, *, name: str = DEFAULT_NAME, **options: Any) -> Any:
-    """An `openai.OpenAI` client for the environment's key, set up for production: a 30 s
-    timeout, two retries, a keep-alive connection pool; and after a 401 it reads the key from
-    the store again and retries once, in case the key was rotated. `options` go to
-    `openai.OpenAI` (base_url, organization, ...)."""
-    import httpx2 as httpx
-    import openai
+    """An `openai.OpenAI` for the environment's key under the runtime guard; see
+    `keysentry.runtime` (after a 401 it reads the key again once and replays the request)."""
+    from keysentry.runtime.client import openai_client as guarded
 
-    from keysentry.rotating import RotatingKeyTransport
-
-    timeout = options.pop("timeout", 30.0)
-    transport = RotatingKeyTransport(
-        httpx.HTTPTransport(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)),
-        current=lambda: load_key(name, env=env),
-        refreshed=lambda: _refreshed(name, env),
-    )
-    return openai.OpenAI(
-        api_key=load_key(name, env=env).reveal(),
-        timeout=timeout,
-        max_retries=options.pop("max_retries", 2),
-        http_client=httpx.Client(transport=transport, timeout=timeout),
-        **options,
-    )
-
-
-def _refreshed(name: str, env: str | None) -> Secret:
-    refresh(name, env=env)
-    return load_key(name, env=env)
+    return guarded(env, name=name, **options)

@@ -25,8 +25,16 @@ the exception. What it serves:
 - Every response has `x-request-id: req_<32 hex>`, `openai-version`, `openai-processing-ms`,
   and is recorded in `exchanges` for the spec check; `omit_headers` drops headers the spec does
   not define, to test how the product copes without them.
+- `POST /v1/chat/completions` and `POST /v1/responses` (project keys): a fixed reply with
+  `usage` (prompt tokens: 4 a message plus a token per 4 characters; output tokens: the reply's
+  7, or the request's cap when lower); `stream: true` answers server-sent events with
+  chunked transfer encoding: chat chunks (`usage: null` on each, and a last chunk with empty
+  `choices` and the usage when `stream_options.include_usage`), then `data: [DONE]`; Responses
+  events `response.created`, `response.output_text.delta`, `response.completed` (with usage).
+  Each request's JSON body is kept in `bodies` for the tests.
 - Faults: `inject(path_prefix, status, body, headers)` queues answers (429 with Retry-After,
-  5xx, billing 429s); `delay` slows every answer; `drop` closes connections unanswered.
+  5xx, billing 429s); `delay` slows every answer; `drop` closes connections unanswered, and
+  `drops` closes only the next N.
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ MODELS = [
     {"id": "gpt-4o-mini", "object": "model", "created": 1721172741, "owned_by": "system"},
 ]
 DAY = 86400
+REPLY_TOKENS = ["Hello", " from", " the", " test", " server", ".", " Bye"]
 CREATED = 1_767_225_600  # 2026-01-01
 CURSOR_LIMIT = (1, 100)  # projects, api_keys, service_accounts, admin_api_keys
 COSTS_LIMIT = (1, 180)
@@ -159,6 +168,8 @@ class OpenAIServer(ThreadingHTTPServer):
         self.omit_headers: set[str] = set()  # lower-case names never sent
         self.delay = 0.0
         self.drop = False
+        self.drops = 0  # the next N requests get their connection closed unanswered
+        self.bodies: list[dict[str, Any]] = []  # generation requests' JSON bodies
         self.lock = threading.RLock()  # _send records under it, inside _admin's hold
 
     @property
@@ -328,9 +339,11 @@ class _Handler(BaseHTTPRequestHandler):
             injected = next((i for i in server.injected if url.path.startswith(i[0])), None)
             if injected:
                 server.injected.remove(injected)
+            dropped = server.drops > 0
+            server.drops -= dropped
         if server.delay:
             time.sleep(server.delay)
-        if server.drop:
+        if server.drop or dropped:
             self.close_connection = True
             self.connection.close()
             return
@@ -351,6 +364,20 @@ class _Handler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/")
         if path == "/v1/models":
             return self._models(key)
+        if path in ("/v1/chat/completions", "/v1/responses") and method == "POST":
+            if key.project_id is None:
+                return self._send(
+                    401,
+                    error(
+                        "You have insufficient permissions for this "
+                        "operation. Missing scopes: model.request."
+                    ),
+                )
+            with server.lock:
+                server.bodies.append(self.payload)
+            if path == "/v1/chat/completions":
+                return self._chat()
+            return self._response()
         if not path.startswith("/v1/organization/"):
             return self._send(404, error(f"Invalid URL ({method} {path})"))
         if key.project_id is not None:
@@ -381,6 +408,183 @@ class _Handler(BaseHTTPRequestHandler):
             message = "OpenAI-Project header should match project for API key"
             return self._send(401, error(message, code="mismatched_project"))
         self._send(200, {"object": "list", "data": MODELS}, {"openai-project": key.project_id})
+
+    def _usage_of(self, prompt: str, messages: int, cap_names: tuple[str, ...]) -> tuple[int, int]:
+        caps = [v for n in cap_names if isinstance(v := self.payload.get(n), int)]
+        output = min([len(REPLY_TOKENS), *caps])
+        return 4 * messages + -(-len(prompt) // 4), output
+
+    def _chat(self) -> None:
+        messages = self.payload.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return self._send(
+                400,
+                error(
+                    "Missing required parameter: 'messages'.",
+                    code="missing_required_parameter",
+                    param="messages",
+                ),
+            )
+        model = str(self.payload.get("model") or "")
+        text = " ".join(str(m.get("content", "")) for m in messages if isinstance(m, dict))
+        prompt, output = self._usage_of(
+            text, len(messages), ("max_tokens", "max_completion_tokens")
+        )
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": output,
+            "total_tokens": prompt + output,
+        }
+        reply = "".join(REPLY_TOKENS[:output])
+        base = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": "fp_test",
+        }
+        if self.payload.get("stream") is not True:
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": reply,
+                "refusal": None,
+                "annotations": [],
+            }
+            choice = {"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}
+            body = {**base, "object": "chat.completion", "choices": [choice], "usage": usage}
+            return self._send(200, body)
+        options = self.payload.get("stream_options")
+        with_usage = isinstance(options, dict) and options.get("include_usage") is True
+        chunk = {**base, "object": "chat.completion.chunk"}
+        events: list[Any] = []
+        for index, token in enumerate(REPLY_TOKENS[:output]):
+            delta = {"role": "assistant", "content": token} if index == 0 else {"content": token}
+            choice = {"index": 0, "delta": delta, "finish_reason": None, "logprobs": None}
+            events.append({**chunk, "choices": [choice]})
+        events.append(
+            {
+                **chunk,
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "logprobs": None}],
+            }
+        )
+        if with_usage:
+            events = [{**e, "usage": None} for e in events]
+            events.append({**chunk, "choices": [], "usage": usage})
+        framed: list[tuple[str | None, Any]] = [(None, e) for e in events]
+        self._stream([*framed, (None, "[DONE]")])
+
+    def _response(self) -> None:
+        model = str(self.payload.get("model") or "")
+        given = self.payload.get("input")
+        text = given if isinstance(given, str) else json.dumps(given)
+        count = len(given) if isinstance(given, list) else 1
+        prompt, output = self._usage_of(text, count, ("max_output_tokens",))
+        reply = "".join(REPLY_TOKENS[:output])
+        usage = {
+            "input_tokens": prompt,
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": output,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": prompt + output,
+        }
+        content = {"type": "output_text", "text": reply, "annotations": [], "logprobs": []}
+        message = {
+            "type": "message",
+            "id": f"msg_{uuid.uuid4().hex}",
+            "status": "completed",
+            "role": "assistant",
+            "content": [content],
+        }
+        done = {
+            "id": f"resp_{uuid.uuid4().hex}",
+            "object": "response",
+            "created_at": int(time.time()),
+            "status": "completed",
+            "error": None,
+            "incomplete_details": None,
+            "instructions": None,
+            "max_output_tokens": self.payload.get("max_output_tokens"),
+            "model": model,
+            "output": [message],
+            "parallel_tool_calls": True,
+            "previous_response_id": None,
+            "temperature": 1.0,
+            "tool_choice": "auto",
+            "tools": [],
+            "top_p": 1.0,
+            "truncation": "disabled",
+            "usage": usage,
+            "metadata": {},
+        }
+        if self.payload.get("stream") is not True:
+            return self._send(200, done)
+        started = {**done, "status": "in_progress", "output": [], "usage": None}
+        events: list[tuple[str | None, Any]] = [
+            ("response.created", {"type": "response.created", "response": started})
+        ]
+        item = {**message, "status": "in_progress", "content": []}
+        events.append(
+            (
+                "response.output_item.added",
+                {"type": "response.output_item.added", "output_index": 0, "item": item},
+            )
+        )
+        events.append(
+            (
+                "response.content_part.added",
+                {
+                    "type": "response.content_part.added",
+                    "item_id": message["id"],
+                    "output_index": 0,
+                    "content_index": 0,
+                    "part": {**content, "text": ""},
+                },
+            )
+        )
+        for token in REPLY_TOKENS[:output]:
+            events.append(
+                (
+                    "response.output_text.delta",
+                    {
+                        "type": "response.output_text.delta",
+                        "item_id": message["id"],
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": token,
+                        "logprobs": [],
+                    },
+                )
+            )
+        events.append(("response.completed", {"type": "response.completed", "response": done}))
+        for number, (_, event) in enumerate(events):
+            event["sequence_number"] = number
+        self._stream(events)
+
+    def _stream(self, events: list[tuple[str | None, Any]]) -> None:
+        """Server-sent events in HTTP/1.1 chunks, as the API streams them."""
+        self.send_response(200)
+        sent = {
+            "Content-Type": "text/event-stream; charset=utf-8",
+            "Transfer-Encoding": "chunked",
+            "x-request-id": f"req_{uuid.uuid4().hex}",
+            "openai-version": "2020-10-01",
+            "openai-processing-ms": "12",
+        }
+        for name, value in sent.items():
+            self.send_header(name, value)
+        self.end_headers()
+        for event, data in events:
+            text = data if isinstance(data, str) else json.dumps(data)
+            frame = (f"event: {event}\n" if event else "") + f"data: {text}\n\n"
+            payload = frame.encode()
+            self.wfile.write(f"{len(payload):x}\r\n".encode() + payload + b"\r\n")
+        self.wfile.write(b"0\r\n\r\n")
+        url = urlsplit(self.path)
+        with self.server.lock:
+            self.server.exchanges.append(
+                Exchange(
+                    self.command, url.path, parse_qs(url.query), 200, sent, [d for _, d in events]
+                )
+            )
 
     def _admin(self, method: str, parts: list[str], query: dict[str, list[str]]) -> None:
         if parts == ["projects"] and method == "GET":
