@@ -241,3 +241,60 @@ def test_colour_on_a_tty_unless_no_color(tmp_path: Path, rng: random.Random) -> 
         check=False,
     )
     assert "\033[" not in piped.stdout and "sk-proj-..." in piped.stdout
+
+
+def test_a_scanned_directory_brings_its_own_config_and_ignore_file(
+    tmp_path: Path, rng: random.Random, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`keysentry scan proj` from elsewhere uses proj/keysentry.toml and proj/.keysentryignore
+    (path patterns relative to proj), and --verbose says so."""
+    keys = {
+        name: key_of(KeyKind.PROJECT, rng).key for name in ("vendor", "fixtures", "known", "new")
+    }
+    project = tmp_path / "proj"
+    for name, key in keys.items():
+        (project / name).mkdir(parents=True)
+        (project / name / "k.py").write_text(f"K = '{key}'\n")
+    (project / "keysentry.toml").write_text('[scan]\nexclude = ["vendor/*"]\n')
+    monkeypatch.chdir(tmp_path)
+    known = cli("scan", "--format", "json", "proj/known").json()["findings"][0]["fingerprint"]
+    (project / ".keysentryignore").write_text(f"fixtures/*\n{known}\n")
+    result = cli("scan", "--format", "json", "-v", "proj")
+    assert result.code == 1
+    assert [f["path"] for f in result.json()["findings"]] == ["proj/new/k.py"]
+    assert "keysentry: config: " + str(project / "keysentry.toml") in result.err
+    assert "keysentry: ignore file: " + str(project / ".keysentryignore") in result.err
+    assert "(1 fingerprints, 1 path patterns)" in result.err
+    assert "keysentry: excluded proj/vendor/k.py" in result.err
+    # A git scan looks from the repository's root, wherever it runs from.
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(["git", "-C", str(project), "add", "-A"], check=True)
+    staged = cli("scan", "--staged", "--format", "json", "-v", "proj")
+    assert [f["path"] for f in staged.json()["findings"]] == ["new/k.py", "vendor/k.py"]
+    assert "keysentry: config: " + str(project / "keysentry.toml") in staged.err
+
+
+def test_gitignored_files_that_hold_keys_are_counted_never_shown(
+    repo: Path, rng: random.Random, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    (repo / ".gitignore").write_text(".env\nsecret.txt\ndebug.log\nnode_modules/\n")
+    (repo / ".env").write_text(f"OPENAI_API_KEY={key}\n")
+    (repo / "secret.txt").write_text(f"{key}\n")
+    (repo / "debug.log").write_text("nothing here\n")
+    (repo / "node_modules").mkdir()
+    (repo / "node_modules" / "k.js").write_text(f"k = '{key}'\n")  # an ignored directory
+    monkeypatch.chdir(repo)
+    result = cli("scan", ".")
+    assert result.code == 0
+    assert "keysentry: note: 2 gitignored files hold keys: run with --no-gitignore to see them" in (
+        result.err
+    )
+    excluded = cli("scan", "--exclude", "secret.txt", "-v", ".")
+    assert "1 gitignored file holds a key: run with --no-gitignore" in excluded.err
+    assert "keysentry: gitignored, holds a key: .env" in excluded.err
+    assert "holds a key: secret.txt" not in excluded.err
+    assert key not in result.out + result.err + excluded.out + excluded.err
+    shown = cli("scan", "--no-gitignore", "--format", "json", ".")
+    assert shown.code == 1
+    assert "gitignored" not in shown.err

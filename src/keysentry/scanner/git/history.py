@@ -80,14 +80,27 @@ def list_blobs(repo: Repo) -> tuple[list[tuple[str, int]], list[str]]:
     return blobs, corrupt
 
 
+def reachable_blobs(repo: Repo, commit: str) -> frozenset[str]:
+    """The ids of every blob `commit`'s history holds (`git rev-list --objects`)."""
+    listing = repo.git("rev-list", "--objects", "--no-object-names", commit, "--")
+    return frozenset(listing.decode("ascii", "replace").split())
+
+
 def scan_blobs(
-    repo: Repo, *, max_blob_size: int, cache: CleanBlobCache | None, progress: bool
+    repo: Repo,
+    *,
+    max_blob_size: int,
+    cache: CleanBlobCache | None,
+    progress: bool,
+    only: frozenset[str] | None = None,
 ) -> BlobScan:
-    """Read every blob not known clean and note which hold keys."""
+    """Read every blob not known clean (of `only`, when given) and note which hold keys."""
     blobs, corrupt = list_blobs(repo)
     result = BlobScan(missing=corrupt)
     todo: list[tuple[str, int]] = []
     for blob_id, size in blobs:
+        if only is not None and blob_id not in only:
+            continue
         if cache is not None and cache.knows(blob_id):
             result.cached += 1
         elif size > max_blob_size:

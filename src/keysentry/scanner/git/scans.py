@@ -77,8 +77,10 @@ def scan_history(
     max_blob_size: int,
     use_cache: bool,
     progress: bool,
+    branch: str | None = None,
 ) -> ScanResult:
-    """Every key in every blob of the repository, once per key and path, with its timeline."""
+    """Every key in every blob of the repository, once per key and path, with its timeline;
+    with `branch`, only in the blobs that `branch` reaches (`git rev-list --objects`)."""
     from keysentry.scanner.git.cache import ResultCache
     from keysentry.scanner.git.repo import substitution_notes
 
@@ -86,12 +88,19 @@ def scan_history(
     result = ScanResult()
     refs = repo.refs()
     result.notes += substitution_notes(repo, refs)
-    if not any(name == "HEAD" for name, _ in refs) and not all_objects:
+    if branch is not None:
+        branch = repo.resolve(branch)  # a GitError naming it when it is not a commit
+    elif not any(name == "HEAD" for name, _ in refs) and not all_objects:
         result.notes.append("the repository has no commits yet: its history is empty")
         return result
     # The last result holds while every ref points where it did; unreachable objects are not
     # covered by refs, so --all-objects always scans.
-    key = {"refs": [list(r) for r in refs], "max_blob_size": max_blob_size, "shallow": repo.shallow}
+    key = {
+        "refs": [list(r) for r in refs],
+        "max_blob_size": max_blob_size,
+        "shallow": repo.shallow,
+        "branch": branch,
+    }
     results = ResultCache(repo.git_dir) if use_cache and not all_objects else None
     cached = results.load(key) if results else None
     reused = _reuse(repo, cached, suppression) if cached else None
@@ -109,6 +118,7 @@ def scan_history(
             max_blob_size=max_blob_size,
             use_cache=use_cache,
             progress=progress,
+            branch=branch,
         )
         result.skipped += skipped
         if results is not None and not any(s.unreadable for s in skipped):
@@ -162,15 +172,19 @@ def _scan_all_blobs(
     max_blob_size: int,
     use_cache: bool,
     progress: bool,
+    branch: str | None = None,
 ) -> tuple[list[Finding], dict[str, Any], list[Skip]]:
     from keysentry.scanner.git.cache import CleanBlobCache
-    from keysentry.scanner.git.history import read_blobs, scan_blobs
+    from keysentry.scanner.git.history import reachable_blobs, read_blobs, scan_blobs
     from keysentry.scanner.git.provenance import CommitLog, history_findings
 
     cache = CleanBlobCache(repo.git_dir, repo.id_length) if use_cache else None
-    log = CommitLog(repo, "--all")  # runs in the background while blobs are read
+    only = reachable_blobs(repo, branch) if branch is not None else None
+    log = CommitLog(repo, branch or "--all")  # runs in the background while blobs are read
     try:
-        scan = scan_blobs(repo, max_blob_size=max_blob_size, cache=cache, progress=progress)
+        scan = scan_blobs(
+            repo, max_blob_size=max_blob_size, cache=cache, progress=progress, only=only
+        )
         found = []
         if scan.hits:  # else the log is not needed: cancelled below
             hit_blobs = read_blobs(repo, scan.hits, scan.unread)

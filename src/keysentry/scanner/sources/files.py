@@ -64,6 +64,7 @@ class FileSource:
         self._use_gitignore = use_gitignore
         self._max_file_size = max_file_size
         self._exclude = tuple(exclude)
+        self.excluded: list[str] = []  # paths passed over by an exclude pattern (--verbose)
         for path in self._paths:
             if path != STDIN:
                 _check_exists(path)
@@ -153,13 +154,18 @@ class FileSource:
         listed = self._git_listing(directory) if self._use_gitignore else None
         if listed is not None:
             for rel in listed:
-                if not (self._exclude and self._excluded(rel)):
-                    yield FileEntry(os.path.normpath(os.path.join(directory, rel)), root)
+                path = os.path.normpath(os.path.join(directory, rel))
+                if self._exclude and self._excluded(rel):
+                    self.excluded.append(path)
+                else:
+                    yield FileEntry(path, root)
             return
         for item in _walk(directory):
             if isinstance(item, Skip):
                 yield item
-            elif not (self._exclude and self._excluded(os.path.relpath(item, directory))):
+            elif self._exclude and self._excluded(os.path.relpath(item, directory)):
+                self.excluded.append(item)
+            else:
                 yield FileEntry(item, root)
 
     def _git_listing(self, directory: str) -> list[str] | None:
