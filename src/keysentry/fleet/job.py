@@ -1,24 +1,28 @@
 """The fleet scan on Dask: one task per repository, results written from the workers.
 
-A task mirrors its repository into its worker's cache directory (clone once, fetch after),
-runs the history scan with its clean-blob cache there (so a rerun on the same worker reads
-only what the fetch brought), claims and verifies the keys nobody verified yet, and writes the
-repository's whole result in one transaction. What travels back to the client is a summary
+A task mirrors its repository into its machine's cache directory (clone once, fetch after),
+runs the history scan with its clean-blob cache there (so a rerun reads only what the fetch
+brought; the workers of one machine share the directory, a lock per mirror between them),
+claims and verifies the keys nobody verified yet, and writes the repository's whole result
+in one transaction. What travels back to the client is a summary
 (counts, never a key). Tasks prefer the worker that scanned their repository last (a stable
-hash of the URL over the workers' names) so its mirror and caches are at hand; any worker may
-take one when that worker is busy or gone.
+hash of the URL over the workers' names), so that on a cluster of many machines its mirror
+and caches are at hand; any worker may take one when that worker is busy or gone (it then
+clones once on its own machine).
 
 Failures: Dask reschedules a task whose worker died; a task that raised (or whose workers kept
 dying) is submitted again by the client, after a backoff the task itself sleeps, up to
 `retries` times; then the repository is recorded as failed with its reason, and the scan is
-incomplete (exit 2). The scan's row stays `running` until every repository is done, so an
-interrupted run is resumed by the next one: what it finished is skipped.
+incomplete (exit 2). A scan stays `running` until every repository is done (`incomplete` if
+some failed), and the next run over the same repositories resumes it: what it finished is
+skipped, the rest (failed ones included) scanned.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sys
 import time
 import uuid
@@ -62,8 +66,8 @@ class Outcome(NamedTuple):
     scanned: int
     skipped: int  # finished by the interrupted run this one resumed
     failed: list[tuple[str, str]]  # (repository, reason)
-    findings: int
-    live: int
+    findings: int  # distinct keys in the repositories this run scanned
+    live: int  # of those, live by their stored verdict (whoever verified them)
     blobs: int
     bytes: int
 
@@ -89,7 +93,7 @@ def scan_repository(task: Task) -> dict[str, Any]:
     from keysentry.scanner.pipeline import Suppression
 
     token = os.environ.get("GITHUB_TOKEN") if task.repo.github else None
-    cache = Path(task.cache_dir) / _worker_name()
+    cache = Path(task.cache_dir) / _host_name()
     path = update_mirror(task.repo.url, cache, token)
     repo = open_repo(str(path))
     # No inline allow: in a fleet scan the repository's own authors do not get to hide a key.
@@ -132,15 +136,12 @@ class IncompleteRepository(Exception):
     """Some objects of the repository could not be read or searched: never a clean result."""
 
 
-def _worker_name() -> str:
-    """This worker's name, made a safe directory name: its mirrors live under it."""
-    try:
-        from distributed import get_worker
-
-        name = str(get_worker().name)
-    except ValueError:  # not on a worker (called directly)
-        name = "local"
-    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "worker"
+def _host_name() -> str:
+    """This machine's name, made a safe directory name: its workers share the mirrors under
+    it (a lock per mirror keeps them from fetching one at once), so a task that another
+    worker of the same machine took still finds its repository's mirror and caches."""
+    name = socket.gethostname()
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in name) or "host"
 
 
 def _verify_new_keys(store: Store, task: Task, findings: list[Any]) -> int:
@@ -205,14 +206,18 @@ def connect(scheduler: str | None, workers: int | None) -> Any:
     import dask
 
     dist = _distributed()
-    address = scheduler or dask.config.get("scheduler-address", None)
+    address = (
+        scheduler
+        or os.environ.get("DASK_SCHEDULER_ADDRESS")  # read now: Dask reads it only on import
+        or dask.config.get("scheduler-address", None)
+    )
     if address:
         return dist.Client(address, timeout="30s")
     cluster = dist.LocalCluster(
         n_workers=workers or os.cpu_count() or 1,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: never a clash with another cluster
         silence_logs=40,  # logging.ERROR
     )
     return dist.Client(cluster)
@@ -237,7 +242,7 @@ def run(
     client = client or connect(options.scheduler, options.workers)
     progress = Progress(len(by_url), len(done), options.progress)
     failed: list[tuple[str, str]] = []
-    totals = {"blobs": 0, "bytes": 0, "findings": 0, "live": 0}
+    totals = {"blobs": 0, "bytes": 0}
     try:
         submit = _submitter(client, scan_id, options)
         pending = {submit(repo, 1): (repo, 1) for repo in todo}
@@ -246,8 +251,8 @@ def run(
             repo, attempt = pending.pop(future)
             if future.status == "finished":
                 summary = future.result()
-                for name in totals:
-                    totals[name] += summary[name]
+                totals["blobs"] += summary["blobs"]
+                totals["bytes"] += summary["bytes"]
                 progress.update(summary)
                 continue
             reason = _failure(future)
@@ -268,15 +273,16 @@ def run(
             client.close()
             if cluster is not None:
                 cluster.close()
+    keys, live = store.scan_keys(scan_id)
     return Outcome(
-        scan_id,
-        len(todo) - len(failed),
-        len(done),
-        failed,
-        totals["findings"],
-        totals["live"],
-        totals["blobs"],
-        totals["bytes"],
+        scan_id=scan_id,
+        scanned=len(todo) - len(failed),
+        skipped=len(done),
+        failed=failed,
+        findings=keys,
+        live=live,
+        blobs=totals["blobs"],
+        bytes=totals["bytes"],
     )
 
 

@@ -76,8 +76,13 @@ def from_github(
 ) -> list[Repository]:
     """Every repository of a GitHub organisation or user, through the REST API, forks and
     archived ones only when asked. The token comes from GITHUB_TOKEN (none: public only)."""
+    import logging
+
     from github import Auth, Github, GithubException, GithubRetry
 
+    # Its retries log at INFO through whatever handler the process has (Dask installs some):
+    # noise on the CLI's stderr, so only its warnings pass.
+    logging.getLogger("github").setLevel(logging.WARNING)
     token = os.environ.get("GITHUB_TOKEN") or None
     client = Github(
         auth=Auth.Token(token) if token else None,

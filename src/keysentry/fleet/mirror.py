@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -47,12 +48,45 @@ def update_mirror(url: str, cache_dir: Path, token: str | None = None) -> Path:
             _git(["-C", str(target), "fetch", "--prune", "--quiet", "origin"], url, token)
         else:
             partial = target.with_name(target.name + ".partial")
+            shutil.rmtree(partial, ignore_errors=True)  # left by a worker killed mid-clone
             _git(["clone", "--mirror", "--quiet", "--", url, str(partial)], url, token)
             os.replace(partial, target)  # a half-done clone is never taken for a mirror
+        _point_head(target, url)
     return target
 
 
-def _git(args: list[str], url: str, token: str | None) -> None:
+def _point_head(mirror: Path, url: str) -> None:
+    """Point the mirror's HEAD at a branch when the remote's names none that exists (a bare
+    repository whose default branch was never pushed): the history scan starts from HEAD, and
+    an unborn HEAD would read as an empty history."""
+    head = ["-C", str(mirror), "rev-parse", "--verify", "--quiet", "HEAD^{commit}"]
+    if _git(head, url, None, check=False):
+        return
+    listing = ["for-each-ref", "--count=1", "--format=%(refname)", "refs/heads/"]
+    branches = _output(["-C", str(mirror), *listing], url)
+    if branches:
+        _git(["-C", str(mirror), "symbolic-ref", "HEAD", branches], url, None)
+
+
+def _output(args: list[str], url: str) -> str:
+    done = _run(args, url, None)
+    return done.stdout.decode("utf-8", "surrogateescape").strip() if done.returncode == 0 else ""
+
+
+def _git(args: list[str], url: str, token: str | None, check: bool = True) -> bool:
+    """Run git; a failure is a MirrorError with git's last line, or False without `check`."""
+    done = _run(args, url, token)
+    if done.returncode == 0:
+        return True
+    if not check:
+        return False
+    lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"]
+    reason = escape_control(scrub(lines[-1].removeprefix("fatal: ")))[:200]
+    verb = "fetch" if "fetch" in args else "clone" if "clone" in args else args[2]
+    raise MirrorError(f"git {verb} failed: {reason}")
+
+
+def _run(args: list[str], url: str, token: str | None) -> subprocess.CompletedProcess[bytes]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     settings = {
         "core.hooksPath": os.devnull,
@@ -69,7 +103,7 @@ def _git(args: list[str], url: str, token: str | None) -> None:
         environment[f"GIT_CONFIG_KEY_{index}"] = key
         environment[f"GIT_CONFIG_VALUE_{index}"] = value
     try:
-        done = subprocess.run(
+        return subprocess.run(
             ["git", *args],
             env=environment,
             stdin=subprocess.DEVNULL,
@@ -79,8 +113,3 @@ def _git(args: list[str], url: str, token: str | None) -> None:
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise MirrorError(f"git {args[0]} of {without_credentials(url)}: {exc}") from None
-    if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"]
-        reason = escape_control(scrub(lines[-1].removeprefix("fatal: ")))[:200]
-        verb = "fetch" if "fetch" in args else "clone"
-        raise MirrorError(f"git {verb} failed: {reason}")

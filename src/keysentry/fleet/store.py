@@ -254,20 +254,20 @@ class Store:
     # -- scans -------------------------------------------------------------------------------
 
     def open_scan(self, source: str, urls: list[str], fresh: bool) -> tuple[int, set[str]]:
-        """The scan to run: the last one if it was interrupted over the same source (then the
-        urls it already finished are returned, to skip), else a new one."""
+        """The scan to run: the last one if it was interrupted or left repositories failed,
+        over the same source (then the urls it already finished are returned, to skip), else
+        a new one."""
         with self.engine.begin() as connection:
             last = connection.execute(
                 sa.select(scans.c.id, scans.c.status, scans.c.source)
                 .order_by(scans.c.id.desc())
                 .limit(1)
             ).first()
-            if (
-                not fresh
-                and last is not None
-                and last.status == "running"
-                and last.source == source
-            ):
+            unfinished = last is not None and last.status in ("running", "incomplete")
+            if unfinished and not fresh and last is not None and last.source == source:
+                connection.execute(
+                    scans.update().where(scans.c.id == last.id).values(status="running")
+                )
                 done = connection.execute(
                     sa.select(repositories.c.url)
                     .join(scan_repositories)
@@ -530,6 +530,17 @@ class Store:
                 record = dict(row._mapping)
                 record["refs"] = json.loads(record["refs"] or "[]")
                 yield record
+
+    def scan_keys(self, scan_id: int) -> tuple[int, int]:
+        """(distinct keys, live keys) among what this scan found, by their stored verdicts."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(keys.c.fingerprint, keys.c.verdict)
+                .join(occurrences, occurrences.c.fingerprint == keys.c.fingerprint)
+                .where(occurrences.c.last_scan_id == scan_id)
+                .distinct()
+            ).all()
+        return len(rows), sum(1 for row in rows if row.verdict in ("live", "live-restricted"))
 
     def failures(self) -> list[dict[str, Any]]:
         """Repositories whose last scan failed, with why."""
