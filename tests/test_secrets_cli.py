@@ -115,8 +115,10 @@ CHILD = """
 import os, signal, sys, time
 if sys.argv[1] == "trap":
     def handled(signum, frame):
-        print("got", signum, flush=True)
-        sys.exit(0)
+        # os.write, not print: the signal may land while print("ready") is still returning,
+        # and print is not reentrant.
+        os.write(1, f"got {signum}\\n".encode())
+        os._exit(0)
     for name in ("SIGTERM", "SIGINT", "SIGHUP"):
         signal.signal(getattr(signal, name), handled)
 print("ready", os.getpid(), flush=True)
