@@ -81,7 +81,9 @@ def _git(args: list[str], url: str, token: str | None, check: bool = True) -> bo
     if not check:
         return False
     lines = done.stderr.decode("utf-8", "replace").strip().splitlines() or ["no message"]
-    reason = escape_control(scrub(lines[-1].removeprefix("fatal: ")))[:200]
+    # git's message may quote the URL: never with the password a URL may carry.
+    quoted = re.sub(r"//[^/@\s]+@", "//", lines[-1].removeprefix("fatal: "))
+    reason = escape_control(scrub(quoted))[:200]
     verb = "fetch" if "fetch" in args else "clone" if "clone" in args else args[2]
     raise MirrorError(f"git {verb} failed: {reason}")
 
