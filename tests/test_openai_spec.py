@@ -88,6 +88,26 @@ SDK_OPERATIONS = {
         "DELETE",
         "/organization/projects/{project_id}/service_accounts/{service_account_id}",
     ),
+    "admin.organization.projects.service_accounts.create": (
+        "POST",
+        "/organization/projects/{project_id}/service_accounts",
+    ),
+    "admin.organization.projects.service_accounts.list": (
+        "GET",
+        "/organization/projects/{project_id}/service_accounts",
+    ),
+    "admin.organization.projects.spend_limit.retrieve": (
+        "GET",
+        "/organization/projects/{project_id}/spend_limit",
+    ),
+    "admin.organization.projects.spend_limit.update": (
+        "POST",
+        "/organization/projects/{project_id}/spend_limit",
+    ),
+    "admin.organization.projects.spend_limit.delete": (
+        "DELETE",
+        "/organization/projects/{project_id}/spend_limit",
+    ),
     "admin.organization.usage.costs": ("GET", "/organization/costs"),
     "admin.organization.usage.completions": ("GET", "/organization/usage/completions"),
 }

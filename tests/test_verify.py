@@ -304,6 +304,7 @@ def test_verify_passes_for_live_isolated_keys_within_budget(
 ) -> None:  # fmt: skip
     monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
     environments(project, {"production": org["prod"]}, threshold=100.0)
+    assert cli("limit", "set", "--env", "production", "--usd", "200", "--yes").code == 0
     result = cli("verify", "--format", "json", "--no-history")
     document = result.json()
     assert result.code == 0, result.out

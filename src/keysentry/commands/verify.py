@@ -81,6 +81,7 @@ def _since(text: str | None) -> int:
 
 def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
            history: bool) -> int:  # fmt: skip
+    from keysentry.rotate.policies import lifecycle_checks
     from keysentry.verify.isolation import Check, isolation
     from keysentry.verify.liveness import check_many
     from keysentry.verify.spend import KeyMap, spend
@@ -155,15 +156,18 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
         report[env] = entry
     fingerprints = {env: fingerprint(k.reveal()) for env, k in keys.items()}
     checks += isolation(fingerprints, every_value, records, _history() if history else None)
+    checks += lifecycle_checks(loader.current_config(), records, admin, config.threshold)
     passed = all(c.ok for c in checks)
     if fmt == "json":
         for env in report:
-            report[env]["checks"] = [{"check": c.check, "ok": c.ok, "detail": c.detail}
+            report[env]["checks"] = [{"check": c.check, "ok": c.ok, "detail": c.detail,
+                                      "warning": c.warning}
                                      for c in checks if c.env == env]  # fmt: skip
         print(json.dumps({"passed": passed, "environments": report}, indent=2))
     else:
         for c in sorted(checks, key=lambda c: (c.env, c.check)):
-            mark = "ok" if c.ok else ("unknown" if c.ok is None else "FAILED")
+            mark = "FAILED" if c.ok is False else "unknown" if c.ok is None else "ok"
+            mark = "warning" if c.ok and c.warning else mark
             print(f"{c.env:<14} {c.check:<26} {mark:<8} {c.detail}")
     return int(ExitCode.CLEAN if passed else ExitCode.FINDINGS)
 

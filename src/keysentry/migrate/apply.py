@@ -24,13 +24,13 @@ destination is a file under it, so every command works the same from any working
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from keysentry import journal
 from keysentry.atomic import read_text_as_is, write_atomically
 from keysentry.errors import ConfigError, InputError, SecretConflict
 from keysentry.migrate.plan import Item, Plan
@@ -43,43 +43,21 @@ JOURNAL = JOURNAL_DIR / "journal.json"
 CRASH_AFTER = "KEYSENTRY_MIGRATE_CRASH_AFTER"  # tests: die right after recording this step
 
 
-class Journal:
+class Journal(journal.Journal):
+    crash_variable = CRASH_AFTER
+
     def __init__(self, root: Path) -> None:
-        self.path = root / JOURNAL
+        super().__init__(root / JOURNAL, {"version": 1, "items": [], "files": {}})
         self.root = root
-        self.data: dict[str, Any] = {
-            "version": 1,
-            "items": [],
-            "files": {},
-            "steps": [],
-            "done": False,
-        }
 
     @classmethod
     def load(cls, root: Path) -> Journal | None:
         journal = cls(root)
-        try:
-            journal.data = json.loads(journal.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        data = cls.read(journal.path)
+        if data is None:
             return None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"{journal.path}: unreadable journal: {exc}") from None
+        journal.data = data
         return journal
-
-    def has(self, step: str) -> bool:
-        return step in self.data["steps"]
-
-    def record(self, step: str) -> None:
-        if not self.has(step):
-            self.data["steps"].append(step)
-        self.save()
-        crash = os.environ.get(CRASH_AFTER)
-        if crash and step.startswith(crash):
-            os._exit(137)  # as a kill -9 would, for the crash tests
-
-    def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.path, json.dumps(self.data, indent=2).encode())
 
 
 Report = Callable[[str], None]

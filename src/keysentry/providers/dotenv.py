@@ -99,6 +99,27 @@ def put(ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool)
     return Stored(None, created=current is None, changed=True)
 
 
+def remove(ref: SecretRef) -> bool:
+    """Drop NAME's bindings from the file, atomically, keeping every other byte (a rotation's
+    kept old value, once the old key is deleted); False when the file has none."""
+    name = _name(ref)
+    path = Path(ref.location)
+    if not path.exists():
+        return False
+    text = _read(ref)
+    kept = "".join(part for part, key in bindings(text) if key != name)
+    if kept == text:
+        return False
+    if parse(kept) != {k: v for k, v in parse(text).items() if k != name}:
+        raise ConfigError(f"{ref}: removing {name} would change how python-dotenv reads "
+                          f"{path} (another value uses it): remove it by hand")  # fmt: skip
+    try:
+        write_atomically(path, kept.encode("utf-8"))
+    except OSError as exc:
+        raise ProviderUnavailable(f"{ref}: cannot write {path}: {exc.strerror}") from None
+    return True
+
+
 def _with_binding(text: str, name: str, value: str) -> str:
     """`text` with NAME's bindings set to `value` (or one appended); other bytes kept."""
     newline = "\r\n" if "\r\n" in text else "\n"

@@ -23,6 +23,7 @@ class Check(NamedTuple):
     env: str
     ok: bool | None  # None: could not be decided
     detail: str
+    warning: bool = False  # passed, but worth a look (shown as "warning")
 
 
 def isolation(
