@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from keysentry import loader
 from keysentry.errors import ConfigError, ExitCode, InputError, KeysentryError
 from keysentry.providers.base import parse_ref
-from keysentry.safety import scrub
+from keysentry.safety import escape_control, scrub
 from keysentry.scanner.findings import fingerprint
 from keysentry.scanner.pipeline import ScanResult
 from keysentry.secret import Secret
@@ -256,6 +256,7 @@ def revoke(
     delete; a service account's key by deleting the service account (the API refuses the
     key delete for it), which removes the account and every key it holds, so the prompt
     says so; an admin key (`--admin`) by the admin-key delete. The owner is looked up first."""
+    from keysentry.rotate.policies import revocation_impact
     from keysentry.verify.spend import revocation
 
     if admin_key == (project is not None):
@@ -285,8 +286,11 @@ def revoke(
         if answer.strip() != "revoke":
             print("keysentry: not revoked", file=sys.stderr)
             return int(ExitCode.FINDINGS)
+    impact = revocation_impact(loader.current_config(), admin, record)  # before it is gone
     admin.call(lambda sdk: _delete(sdk, record))
     print(f"keysentry: revoked {what} ({plan.call})")
+    for line in impact:
+        print(escape_control(scrub(f"keysentry: {line}")))
     return int(ExitCode.CLEAN)
 
 

@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from keysentry.config import Config
-from keysentry.errors import ConfigError
+from keysentry.errors import ConfigError, KeysentryError
 from keysentry.verify.isolation import PRODUCTION, Check
 from keysentry.verify.spend import KeyRecord
 
@@ -191,3 +191,51 @@ def lifecycle_checks(
         checks.append(age_check(env, matches[0], rule))
         checks.append(limit_check(admin, env, matches[0].project_id, rule.spend_limit, threshold))
     return checks
+
+
+def revocation_impact(config: Config, admin: Any, record: KeyRecord) -> list[str]:
+    """Before a key is revoked: which configured environments may break. Its own environment
+    goes down; the environments whose key is in the same project are the
+    applications most likely to have used it. Read before the delete, reported after."""
+    import openai
+
+    from keysentry.loader import DEFAULT_NAME, environments, load_key
+    from keysentry.verify.spend import KeyMap
+
+    if not record.project_id:
+        return []
+    try:
+        keymap, table = KeyMap(admin), environments(config)
+    except (KeysentryError, openai.APIError) as exc:
+        return [f"could not tell which environments may break: {type(exc).__name__}"]
+    own, same_project, unplaced = [], [], []
+    for env, names in sorted(table.items()):
+        if DEFAULT_NAME not in names:
+            continue
+        try:
+            secret = load_key(DEFAULT_NAME, env=env)
+        except KeysentryError:
+            unplaced.append(env)
+            continue
+        matches = keymap.match(secret)
+        if any(m.id == record.id for m in matches):
+            own.append(env)
+        elif len(matches) == 1 and matches[0].project_id == record.project_id:
+            same_project.append(env)
+        elif len(matches) != 1:
+            unplaced.append(env)
+    lines = [
+        f"{env} used this key: it has no live key now; store a new key of {record.project_id} "
+        f"(next time: keysentry rotate --env {env}, which deletes the old key last)"
+        for env in own
+    ]
+    if same_project:
+        lines.append(
+            f"may break: {', '.join(same_project)} (their keys are in {record.project_id}, "
+            "where applications may have used this one)"
+        )
+    elif not own:
+        lines.append(f"no configured environment has its key in {record.project_id}")
+    if unplaced:
+        lines.append(f"could not tell for {', '.join(unplaced)} (key not loaded or not placed)")
+    return lines
