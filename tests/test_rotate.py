@@ -417,3 +417,26 @@ def test_due_rotates_keys_over_their_maximum_age_and_leaked_keys(stack: Stack, c
     assert stored(stack, "staging") != stack.keys["staging"]
     assert stored(stack, "preview") == stack.keys["preview"]
     assert_no_key_shown(stack, dry.out, result.out, result.err)
+
+
+def test_the_action_rotates_due_environments_and_never_echoes_the_admin_key(
+    stack: Stack, cli: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write_stack_config(
+        stack.root,
+        stack.refs,
+        "[policies.production]\nmax_key_age_days = 30\n"
+        "[policies.default]\nmax_key_age_days = 36500\n",
+    )
+    monkeypatch.chdir(tmp_path)  # the action's working directory is not the repository
+    monkeypatch.setenv("KS_PATH", str(stack.root))
+    monkeypatch.setenv("KS_ROTATE_DUE", "true")
+    result = cli("action")
+    assert result.code == 0, result.err
+    assert stored(stack, "production") != stack.keys["production"]
+    assert stored(stack, "staging") == stack.keys["staging"]
+    assert "rotate production: done" in result.out
+    assert_no_key_shown(stack, result.out, result.err)
+    monkeypatch.setenv("KS_ROTATE_DUE", "yes")
+    refused = cli("action")
+    assert refused.code == 2 and "rotate-due takes true or false" in refused.err

@@ -78,6 +78,8 @@ def _event(environ: dict[str, str]) -> dict[str, Any]:
 
 
 def run(environ: dict[str, str]) -> int:
+    if _flag(environ, "KS_ROTATE_DUE", "rotate-due"):
+        return rotate_due(environ)
     fail_on = environ.get("KS_FAIL_ON") or "any"
     live = unknown = 0
     try:
@@ -115,6 +117,48 @@ def run(environ: dict[str, str]) -> int:
     if result.findings and fail_on == "any":
         return int(ExitCode.FINDINGS)
     return int(ExitCode.CLEAN)
+
+
+def _flag(environ: dict[str, str], name: str, shown: str) -> bool:
+    try:
+        return _boolean(environ.get(name), shown)
+    except InputError:
+        return True  # rotate_due reports it as the step's error
+
+
+def _boolean(value: str | None, shown: str) -> bool:
+    text = (value or "false").strip().lower()
+    if text not in ("true", "false"):
+        raise InputError(f"{shown} takes true or false, got {text!r}")
+    return text == "true"
+
+
+def rotate_due(environ: dict[str, str]) -> int:
+    """The `rotate-due` input: instead of scanning, rotate every environment of the
+    repository's config that is due (`keysentry rotate --due --yes`: over its maximum key age,
+    or its key in the history), for a scheduled workflow. The admin key comes from
+    OPENAI_ADMIN_KEY (a repository secret, which the runner masks) or [verify].admin_key;
+    keysentry never prints it, nor any other key."""
+    import os
+
+    from keysentry import loader
+    from keysentry.commands.rotate import Options
+    from keysentry.commands.rotate import run as rotate
+    from keysentry.verify.client import translated
+
+    here = os.getcwd()
+    try:
+        _boolean(environ.get("KS_ROTATE_DUE"), "rotate-due")
+        os.chdir(environ.get("KS_PATH") or ".")  # the repository's config and history
+        loader.configure(None)
+        return translated(lambda: rotate(Options(due=True, yes=True)))
+    except (KeysentryError, OSError) as exc:
+        text = str(exc) if isinstance(exc, KeysentryError) else f"cannot enter the path: {exc}"
+        print(f"::error title=keysentry rotate::{escape_data(text)}")
+        say(f"keysentry: error: {text}")
+        return int(exc.exit_code if isinstance(exc, KeysentryError) else ExitCode.ERROR)
+    finally:
+        os.chdir(here)
 
 
 def accept_unknown(environ: dict[str, str]) -> bool:
