@@ -55,10 +55,10 @@ def key(
     api.org.add_key(value, "proj_app")
     loader.configure(None)
     _breakers.clear()
-    budgets._budgets.clear()
+    budgets._counters.clear()
     yield value
     loader.configure(None)
-    budgets._budgets.clear()
+    budgets._counters.clear()
 
 
 def _client(api: OpenAIServer, **options: Any) -> openai.OpenAI:
@@ -236,24 +236,23 @@ def test_the_output_cap_and_the_model_allowlist_apply_before_sending(
 
 
 def test_usage_is_counted_and_priced_streamed_or_not(api: OpenAIServer, key: str) -> None:
+    from keysentry.verify.spend import PRICES
+
     sdk = client(api)
-    guard_budget = next(iter(budgets._budgets.values()))
     sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
-    first = guard_budget.counter.totals()
+    counter = next(iter(budgets._counters.values()))
+    # The server's usage: 4 a message + a token per 4 characters in, its 7-token reply out.
+    price_in, price_out = PRICES["gpt-4o-mini"]
+    assert counter.totals().tokens == 14
+    assert counter.totals().usd == pytest.approx((7 * price_in + 7 * price_out) / 1e6)
     stream = sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO, stream=True)
     assert [c for c in stream][-1].usage is not None  # the guard asked for the usage chunk
     assert api.bodies[-1]["stream_options"] == {"include_usage": True}
-    second = guard_budget.counter.totals()
-    assert second.tokens == 2 * first.tokens
+    assert counter.totals().tokens == 28
     sdk.responses.create(model="gpt-4o", input="Say hello.")
     with sdk.responses.stream(model="gpt-4o", input="Say hello.") as events:
         assert events.get_final_response().usage is not None
-    totals = guard_budget.counter.totals()
-    assert api.requests[RESPONSES] == 2 and totals.tokens > second.tokens
-    from keysentry.verify.spend import PRICES
-
-    per_call = (first.tokens - 7) * PRICES["gpt-4o-mini"][0] + 7 * PRICES["gpt-4o-mini"][1]
-    assert first.usd == pytest.approx(per_call / 1e6)
+    assert api.requests[RESPONSES] == 2 and counter.totals().tokens == 56
 
 
 def test_the_spend_alert_fires_once_per_window_without_the_key(
@@ -299,8 +298,13 @@ def test_the_async_client_follows_the_same_rules(
     async def run() -> None:
         sdk = async_openai_client(base_url=api.base_url, token_budget=4200, **FAST)
         assert isinstance(sdk, openai.AsyncOpenAI) and sdk.max_retries == 0
-        api.inject("/v1/chat", 429, error("slow down", "requests", "rate_limit_exceeded"),
-                   {"retry-after-ms": "5"}, times=2)  # fmt: skip
+        api.inject(
+            "/v1/chat",
+            429,
+            error("slow down", "requests", "rate_limit_exceeded"),
+            {"retry-after-ms": "5"},
+            times=2,
+        )
         await sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
         assert api.requests[CHAT] == 3
         api.inject("/v1/chat", 429, error("pay", "insufficient_quota", "insufficient_quota"))

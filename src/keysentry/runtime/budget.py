@@ -250,7 +250,7 @@ class Budget:
             "window_seconds": self.settings.window_seconds,
         }
         log.warning(
-            "%s: spend $%.2f passed the alert threshold $%.2f",
+            "%s: spend $%.6g passed the alert threshold $%.6g",
             self.env or "openai",
             spent,
             threshold,
@@ -292,34 +292,31 @@ def _post(url: str, alert: Mapping[str, Any]) -> None:
         log.warning("spend alert webhook failed: %s", type(exc).__name__)
 
 
-_budgets: dict[tuple[str | None, str, float], Budget] = {}
-_budgets_lock = threading.Lock()
+_counters: dict[tuple[str | None, str, float], Counter] = {}
+_counters_lock = threading.Lock()
 
 
 def budget_for(env: str | None, settings: Settings) -> Budget:
-    """The environment's budget, shared by every client of it in this process (and across
-    processes through Redis when configured)."""
+    """The environment's budget under these settings, over the counter every client of the
+    environment shares in this process (and across processes through Redis when configured)."""
     where = (env, settings.redis_url, settings.window_seconds)
-    with _budgets_lock:
-        budget = _budgets.get(where)
-        if budget is None or budget.settings != settings:
-            counter: Counter = (
+    with _counters_lock:
+        counter = _counters.get(where)
+        if counter is None:
+            counter = _counters[where] = (
                 RedisCounter(settings.redis_url, env or "default", settings.window_seconds)
                 if settings.redis_url
-                else budget.counter
-                if budget is not None
                 else LocalCounter(settings.window_seconds)
             )
-            budget = _budgets[where] = Budget(env, settings, counter)
-        return budget
+    return Budget(env, settings, counter)
 
 
 def _reset_after_fork() -> None:
-    global _budgets_lock
-    _budgets_lock = threading.Lock()
-    for budget in _budgets.values():
-        if isinstance(budget.counter, LocalCounter):
-            budget.counter.after_fork()
+    global _counters_lock
+    _counters_lock = threading.Lock()
+    for counter in _counters.values():
+        if isinstance(counter, LocalCounter):
+            counter.after_fork()
 
 
 if hasattr(os, "register_at_fork"):

@@ -42,6 +42,7 @@ from keysentry.secret import Secret
 
 GENERATION_PATHS = ("/chat/completions", "/responses")
 OUTPUT_CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+MAX_EVENT_LINE = 16 * 1024 * 1024  # bytes: a Responses `response.completed` holds the output
 TRANSPORT_ERRORS = (httpx.TimeoutException, httpx.TransportError)
 
 
@@ -137,6 +138,28 @@ class Guard:
                 code, type_ = _text_or_none(inner.get("code")), _text_or_none(inner.get("type"))
         return status_verdict(response.status_code, code, type_, response.headers)
 
+    @staticmethod
+    def scrubbed(response: httpx.Response, request: httpx.Request) -> httpx.Response:
+        """An error answer (read) without any key in its body: the SDK puts the body in its
+        exception's text, which apps log. The API quotes keys back; a hostile one in full."""
+        from keysentry.safety import scrub
+
+        if response.status_code < 400:
+            return response
+        text = response.content.decode("utf-8", "replace")
+        clean = scrub(text)
+        if clean == text:
+            return response
+        dropped = ("content-length", "content-encoding", "transfer-encoding")
+        headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in dropped]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=clean.encode(),
+            request=request,
+            extensions=response.extensions,
+        )
+
     def metered(self, response: httpx.Response, model: str | None) -> httpx.Response:
         """The answer, its usage counted now (JSON) or as its stream is read (SSE)."""
         if model is None or response.status_code >= 400:
@@ -171,18 +194,33 @@ def _text_or_none(value: Any) -> str | None:
 
 class _EventUsage:
     """Finds `usage` in a server-sent event stream as it passes: a chat stream's last chunk
-    (`"usage": {...}` with `include_usage`), or a Responses stream's `response.completed`."""
+    (`"usage": {...}` with `include_usage`), or a Responses stream's `response.completed`.
+    Linear in the stream: each byte is looked at once, a line is joined once, and a line past
+    MAX_EVENT_LINE (no usage event is that long) is skipped rather than kept."""
 
     def __init__(self, found: Callable[[Any], None]) -> None:
-        self._found, self._buffer, self._done = found, b"", False
+        self._found, self._done = found, False
+        self._parts: list[bytes] = []
+        self._size = 0
 
     def feed(self, chunk: bytes) -> None:
         if self._done:
             return
-        self._buffer += chunk
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            self._line(line.strip())
+        start = 0
+        while (end := chunk.find(b"\n", start)) != -1:
+            self._keep(chunk[start:end])
+            if self._size <= MAX_EVENT_LINE:
+                self._line(b"".join(self._parts).strip())
+            self._parts, self._size = [], 0
+            start = end + 1
+        self._keep(chunk[start:])
+
+    def _keep(self, part: bytes) -> None:
+        self._size += len(part)
+        if self._size <= MAX_EVENT_LINE:
+            self._parts.append(part)
+        else:
+            self._parts = []
 
     def _line(self, line: bytes) -> None:
         if not line.startswith(b"data:") or b'"usage"' not in line:
@@ -268,7 +306,7 @@ class GuardedTransport(httpx.BaseTransport):
             wait = call.after(guard.verdict(response))
             if wait is None:
                 guard.count_json(response, None if _streamed(response) else model)
-                return guard.metered(response, model)
+                return guard.metered(guard.scrubbed(response, request), model)
             response.close()
             self._sleep(wait)
 
@@ -314,7 +352,7 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
             wait = call.after(guard.verdict(response))
             if wait is None:
                 guard.count_json(response, None if _streamed(response) else model)
-                return guard.metered(response, model)
+                return guard.metered(guard.scrubbed(response, request), model)
             await response.aclose()
             await asyncio.sleep(wait)
 
