@@ -7,8 +7,8 @@ import os
 import pty
 import random
 import re
+import shlex
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -232,24 +232,90 @@ def test_shell_completion_as_documented_completes_commands_and_options() -> None
     assert "--exclude" in done.stdout
 
 
-def test_a_file_named_like_an_option_is_scanned_under_pre_commit_never_obeyed(
-    tmp_path: Path, rng: random.Random
+README = SRC.parent.parent / "README.md"
+
+
+def readme_commands() -> list[str]:
+    """Every shell line of the README's ```sh blocks that runs keysentry, comments removed."""
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    lines = [re.sub(r"\s+#.*$", "", line).strip() for b in blocks for line in b.splitlines()]
+    return [line for line in lines if "keysentry" in line.split("#")[0]]
+
+
+def keysentry_argv(line: str) -> list[str] | None:
+    """The arguments of the `keysentry` command in a shell line (None if it runs none)."""
+    for part in re.split(r"&&|\|", line):
+        words = shlex.split(part)
+        if words and words[0] == "keysentry":
+            return [w for w in words[1:] if not (w.startswith("[") and w.endswith("]"))]
+    return None
+
+
+def test_every_keysentry_command_in_the_readme_parses() -> None:
+    """Options and commands the README shows exist (the ones that need stores, keys or the
+    network are parsed here; the scanning ones also run, below)."""
+    checked = 0
+    for line in readme_commands():
+        argv = keysentry_argv(line)
+        if argv is None:
+            continue
+        group: click.Command = cli
+        ctx = click.Context(cli, info_name="keysentry")
+        while isinstance(group, click.Group) and argv and not argv[0].startswith("-"):
+            found = group.get_command(ctx, argv[0])
+            assert found is not None, f"README: no command {argv[0]!r} in `{line}`"
+            group, argv = found, argv[1:]
+        try:
+            group.make_context(group.name, list(argv), parent=ctx)
+        except click.UsageError as exc:
+            raise AssertionError(f"README: `{line}`: {exc}") from None
+        checked += 1
+    assert checked >= 25
+
+
+def test_the_readme_scanning_and_hook_commands_run_as_written(
+    gitrepo: GitRepo, rng: random.Random
 ) -> None:
-    """pre-commit appends file names to the hook's arguments: a committed `--exit-zero` must
-    not turn the hook into a pass, nor `--help` or `-` (stdin) hide the other files."""
-    key = key_of(KeyKind.PROJECT, rng).key
-    names = ["--exit-zero", "--help", "-"]
-    for name in names:
-        (tmp_path / name).write_text(f"K = '{key}'\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "keysentry", "scan", "--pre-commit", "--quiet", *names],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 1, done.stderr
-    shown = sorted(line.split(":")[0] for line in done.stdout.splitlines())
-    assert shown == ["./-", "./--exit-zero", "./--help"]
-    assert key not in done.stdout + done.stderr
+    for name in ("src/app.py", "config/app.env", "dump.txt", "vendor/lib.py", "x.min.js"):
+        gitrepo.write(name, "print('no key here')\n")
+    before = gitrepo.commit("first", **{"README": "x\n"})
+    gitrepo("add", "-A")
+    after = gitrepo.commit("second")
+    gitrepo("update-ref", "refs/remotes/origin/main", before)
+    path = f"{console_script().parent}{os.pathsep}{os.environ['PATH']}"
+    env = {**os.environ, "BEFORE": before, "AFTER": after, "PATH": path}
+    ran = 0
+    for line in readme_commands():
+        argv = keysentry_argv(line) or []
+        runs = argv[:1] in (["scan"], ["install-hook"], ["uninstall-hook"]) or "COMPLETE" in line
+        if not runs or "--verify" in argv or "pip install" in line:
+            continue
+        done = subprocess.run(
+            ["bash", "-c", line], cwd=gitrepo.path, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, f"README: `{line}` exited {done.returncode}: {done.stderr}"
+        ran += 1
+    assert ran >= 15
+
+
+def test_offline_verify_says_what_could_not_be_reached_and_what_to_set(
+    tmp_path: Path, rng: random.Random, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No answer at all (a closed port stands for DNS, proxy or TLS failures): the message
+    names the host, the variables that route around it, and that the verdict is unknown."""
+    import socket
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # bound, never listening: connections are refused
+        monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{port}/v1")
+        key = key_of(KeyKind.PROJECT, rng).key
+        (tmp_path / "a.py").write_text(f"K = '{key}'\n")
+        result = cli("scan", "--verify", "--format", "json", str(tmp_path))
+    (finding,) = result.json()["findings"]
+    detail = finding["verification"]["detail"]
+    assert finding["verification"]["status"] == "unknown"
+    assert "127.0.0.1 could not be reached (APIConnectionError: DNS, timeout" in detail
+    assert "the verdict is unknown" in detail
+    assert "HTTPS_PROXY" in detail and "OPENAI_BASE_URL" in detail
+    assert key not in result.out + result.err

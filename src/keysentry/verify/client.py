@@ -168,11 +168,23 @@ def translated(action: Callable[[], T]) -> T:
         raise as_keysentry_error(exc) from None
 
 
+def unreachable(exc: Any) -> str:
+    """What to say when the API gave no HTTP answer (offline, DNS, a timeout, a proxy, TLS):
+    which host, the settings that route around it, and that nothing was decided."""
+    url = getattr(getattr(exc, "request", None), "url", None)
+    host = getattr(url, "host", None) or "api.openai.com"
+    return (
+        f"{host} could not be reached ({type(exc).__name__}: DNS, timeout, proxy or TLS), so "
+        "the verdict is unknown; behind a proxy set HTTPS_PROXY, for another endpoint set "
+        "OPENAI_BASE_URL"
+    )
+
+
 def as_keysentry_error(exc: Any) -> ProviderError:
     """An openai SDK error as one of keysentry's, with the API's message only."""
     status = getattr(exc, "status_code", None)
     text = f"OpenAI API: HTTP {status}: {error_message(exc)[:200]}" if status else \
-        f"OpenAI API did not answer: {type(exc).__name__}"  # fmt: skip
+        f"OpenAI API: {unreachable(exc)}"  # fmt: skip
     if status in (401, 403):
         return AccessDenied(text)
     if status is None or status == 429 or status >= 500:

@@ -33,6 +33,7 @@ from keysentry.verify.client import (
     CircuitOpen,
     error_code,
     error_message,
+    unreachable,
 )
 
 
@@ -81,7 +82,7 @@ def check(key: Secret, *, base_url: str | None = None, timeout: float = 10.0) ->
             request_id=raw.headers.get("x-request-id") or None,
         )
     except CircuitOpen as exc:
-        return verdict(Status.UNKNOWN, str(exc))
+        return verdict(Status.UNKNOWN, f"not checked, verdict unknown: {exc}")
     except openai.APIStatusError as exc:
         status, detail = classify(exc)
         request_id = exc.request_id or None
@@ -89,7 +90,7 @@ def check(key: Secret, *, base_url: str | None = None, timeout: float = 10.0) ->
             detail += f"; request {request_id}" if request_id else "; request id unknown"
         return verdict(status, detail, request_id=request_id)
     except openai.APIError as exc:
-        return verdict(Status.UNKNOWN, f"no answer: {type(exc).__name__}")
+        return verdict(Status.UNKNOWN, unreachable(exc))
 
 
 def classify(exc: Any) -> tuple[Status, str]:
