@@ -298,3 +298,17 @@ def test_gitignored_files_that_hold_keys_are_counted_never_shown(
     shown = cli("scan", "--no-gitignore", "--format", "json", ".")
     assert shown.code == 1
     assert "gitignored" not in shown.err
+
+
+def test_the_nearest_ignore_file_applies_though_the_config_is_further_up(
+    repo: Path, rng: random.Random, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (repo / "keysentry.toml").write_text("[scan]\ninline_allow = true\n")
+    (repo / "proj" / "fixtures").mkdir(parents=True)
+    (repo / "proj" / "fixtures" / "k.py").write_text(f"K = '{key_of(KeyKind.ADMIN, rng).key}'\n")
+    (repo / "proj" / ".keysentryignore").write_text("fixtures/*\n")
+    monkeypatch.chdir(repo)
+    result = cli("scan", "-v", "proj")
+    assert result.code == 0, result.out
+    assert "suppressed 1 by ignore file" in result.err
+    assert f"keysentry: config: {repo / 'keysentry.toml'}" in result.err

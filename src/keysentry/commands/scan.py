@@ -108,12 +108,12 @@ def run(paths: list[str], options: ScanOptions) -> int:
         return int(ExitCode.CLEAN)
     write_report(result, options)
     summarize(result, options)
+    if live and not options.never_fails:
+        return int(ExitCode.LIVE)
     if incomplete(result, options):
-        return int(ExitCode.ERROR)  # nothing about an incomplete scan is a pass, or a verdict
+        return int(ExitCode.ERROR)  # an incomplete scan is never a pass, --exit-zero or not
     if options.never_fails:
         return int(ExitCode.CLEAN)
-    if live:
-        return int(ExitCode.LIVE)
     if options.fail_on == "live" and unverified(unknown, options.accept_unknown):
         return int(ExitCode.UNKNOWN)
     if options.fail_on == "live" or not result.findings:
@@ -266,17 +266,18 @@ def _setup(options: ScanOptions, root: Path, *, shown_base: Path) -> _Setup:
 def _ignore_rules(
     options: ScanOptions, config: Config, root: Path, shown_base: Path, used: list[str]
 ) -> IgnoreRules:
-    """The ignore file: --ignore-file, else the config's `ignore_file` beside the config, else
-    the nearest one from `root` up; its path patterns are relative to its own directory."""
+    """The ignore file: --ignore-file, else the config's `ignore_file` name (.keysentryignore)
+    nearest `root` up to the repository root, else beside the config, else here; its path
+    patterns are relative to its own directory."""
     if options.ignore_file is not None:
         path = options.ignore_file
         rules = load_ignore_file(path)
     else:
         name = config.scan.ignore_file
+        candidates = [d / name for d in search_path(root)]
         if config.path is not None:
-            candidates = [config.path.parent / name]
-        else:
-            candidates = [d / name for d in search_path(root)] + [Path(name)]
+            candidates.append(config.path.parent / name)
+        candidates.append(Path(name))
         path = next((c for c in candidates if c.is_file()), candidates[0])
         rules = _relative_to(load_ignore_file(path), path.parent, shown_base)
     if path.is_file():
