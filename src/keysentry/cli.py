@@ -195,7 +195,8 @@ def cli() -> None:
 @click.option(
     "--ignore-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Fingerprints and path patterns to ignore [default: .keysentryignore].",
+    help="Fingerprints and path patterns to ignore [default: the nearest .keysentryignore "
+    "from the scanned directory up to its repository root].",
 )
 @click.option("--no-gitignore", is_flag=True, help="Also scan files that .gitignore excludes.")
 @click.option(
