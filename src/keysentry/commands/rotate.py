@@ -137,6 +137,7 @@ def _continue(config: Config, admin: Any, base_url: str | None, options: Options
     found = load(base, envs[0])
     if found is None:
         raise InputError(f"no interrupted rotation of {envs[0]} in {journal_path(base, envs[0])}")
+    _refuse_a_foreign_journal(config, found)
     rotation = Rotation(found, admin, report, base_url=base_url)
     if options.rollback:
         rollback(rotation)
@@ -145,6 +146,23 @@ def _continue(config: Config, admin: Any, base_url: str | None, options: Options
         report(f"rotate {envs[0]}: resuming after {last}")
         advance(rotation)
     return int(ExitCode.CLEAN)
+
+
+def _refuse_a_foreign_journal(config: Config, found: RotationJournal) -> None:
+    """A journal is text anyone could have put in the tree (a cloned repository): it must be
+    this config's rotation of this environment, or resuming it could delete another key."""
+    data = found.data
+    try:
+        env, name = str(data["env"]), str(data["name"])
+        configured = plans.ref_data(plans.target(config, env, name).ref)
+        same = configured == data["ref"] and isinstance(data.get("old"), dict)
+    except (KeyError, TypeError):
+        same = False
+    if not same:
+        raise InputError(
+            f"{found.path} is not a rotation of this config's environment (its reference "
+            "differs): not resumed or rolled back; remove it if you did not start it"
+        )
 
 
 def _due(config: Config, admin: Any, options: Options) -> list[str]:
