@@ -9,6 +9,7 @@ cost); each test scans into a store and a cache directory of its own.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -252,10 +253,13 @@ def test_an_org_scan_fills_the_store_verifies_each_key_once_and_reruns_only_the_
 
 
 def test_forks_and_archived_repositories_are_scanned_only_when_asked(
-    fleet: Fleet, cluster: str, tmp_path: Path, cli: Any
+    fleet: Fleet, cluster: str, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = str(tmp_path / "fleet.db")
     args = scan_args(fleet, cluster, store, tmp_path / "cache", "--forks", "--archived", "-q")
+    args.remove("--scheduler")
+    args.remove(cluster)
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster)  # the cluster named the Dask way
     assert cli(*args).code == 1
     placed = key_labels(fleet, report(cli, store))
     assert placed == expected_placement(fleet, SOURCES | {"forked", "old"})
@@ -343,16 +347,17 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost_or_duplicated(
 
 
 def _worker_processing(client: Any, fleet: Fleet, name: str) -> str:
-    """The address of the worker whose task is stalled cloning `name`."""
+    """The address of the worker running the task of `name` once its clone has started (the
+    task's key carries a hash of the repository's URL)."""
+    digest = hashlib.sha256(fleet.repo_url(name).encode()).hexdigest()[:16]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if fleet.git_server.hits[f"{ORG}/{name}.git"]:
-            # The task that asked for it is the one still running once the others are done.
-            busy = {w: t for w, t in client.processing().items() if t}
-            if len(busy) == 1:
-                return str(next(iter(busy)))
-        time.sleep(0.1)
-    raise AssertionError("no worker took the stalled repository")
+            for worker, keys in client.processing().items():
+                if any(str(k).startswith(f"keysentry-scan-{digest}-") for k in keys):
+                    return str(worker)
+        time.sleep(0.05)
+    raise AssertionError(f"no worker took {name}")
 
 
 def test_a_repository_that_cannot_be_cloned_is_retried_then_reported_and_the_scan_incomplete(
