@@ -310,6 +310,8 @@ class Call:
         self.breaker.record(verdict)
         if not verdict.retryable or self.attempt >= self.policy.attempts:
             return None
+        if self.breaker.state == "open":
+            return None  # this answer opened it: report it rather than fail fast on a retry
         if verdict.retry_after is not None:
             wait = verdict.retry_after
             if wait > self.policy.max_retry_after:

@@ -31,6 +31,7 @@ from functools import cache
 from typing import Any, NamedTuple, Protocol
 
 from keysentry.errors import KeysentryError
+from keysentry.runtime.observe import telemetry
 from keysentry.runtime.settings import Settings
 
 log = logging.getLogger("keysentry.runtime")
@@ -218,6 +219,7 @@ class Budget:
     def record(self, model: str, input_tokens: int, output_tokens: int) -> None:
         usd = price(model, input_tokens, output_tokens)
         self.counter.add(input_tokens + output_tokens, usd)
+        telemetry().used(self.env, model, input_tokens + output_tokens, usd)
         log.info(
             "%s: %s used %d input + %d output tokens ($%.6f)",
             self.env or "openai",

@@ -37,6 +37,7 @@ from keysentry.resilience import (
     transport_verdict,
 )
 from keysentry.runtime.budget import Budget, ModelNotAllowed, estimate
+from keysentry.runtime.observe import telemetry
 from keysentry.runtime.settings import Settings
 from keysentry.secret import Secret
 
@@ -275,6 +276,10 @@ class GuardedTransport(httpx.BaseTransport):
         self._inner, self.guard, self._sleep = inner, guard, sleep
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
+        with telemetry().span(request.method, request.url.path):
+            return self._guarded(request)
+
+    def _guarded(self, request: httpx.Request) -> httpx.Response:
         guard = self.guard
         request.read()  # a body that can be sent again: retries and the 401 replay
         request, model = guard.prepare(request)
@@ -288,6 +293,7 @@ class GuardedTransport(httpx.BaseTransport):
                 wait = call.after(transport_verdict(type(exc).__name__))
                 if wait is None:
                     raise
+                telemetry().retried(1, request.url.path)
                 self._sleep(wait)
                 continue
             except BaseException:
@@ -308,6 +314,7 @@ class GuardedTransport(httpx.BaseTransport):
                 guard.count_json(response, None if _streamed(response) else model)
                 return guard.metered(guard.scrubbed(response, request), model)
             response.close()
+            telemetry().retried(1, request.url.path)
             self._sleep(wait)
 
     def close(self) -> None:
@@ -321,6 +328,10 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
         self._inner, self.guard = inner, guard
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        with telemetry().span(request.method, request.url.path):
+            return await self._guarded(request)
+
+    async def _guarded(self, request: httpx.Request) -> httpx.Response:
         guard = self.guard
         await request.aread()
         request, model = guard.prepare(request)
@@ -334,6 +345,7 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
                 wait = call.after(transport_verdict(type(exc).__name__))
                 if wait is None:
                     raise
+                telemetry().retried(1, request.url.path)
                 await asyncio.sleep(wait)
                 continue
             except BaseException:
@@ -354,6 +366,7 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
                 guard.count_json(response, None if _streamed(response) else model)
                 return guard.metered(guard.scrubbed(response, request), model)
             await response.aclose()
+            telemetry().retried(1, request.url.path)
             await asyncio.sleep(wait)
 
     async def aclose(self) -> None:
