@@ -41,7 +41,7 @@ def test_hostile_names_authors_and_refs_are_text_in_every_fleet_report(
     store = str(tmp_path / "fleet.db")
     scan_id, _ = Store(store).open_scan("hostile", [str(gitrepo.path)], fresh=True)
     task = job.Task(
-        Repository(MARKUP, str(gitrepo.path)),
+        Repository(f"{MARKUP}\x1b]0;title\x07\n{key}", str(gitrepo.path)),
         scan_id,
         store,
         str(tmp_path / "cache"),

@@ -117,8 +117,8 @@ def scan_repository(task: Task) -> dict[str, Any]:
         task.scan_id,
         RepoResult(
             url=without_credentials(task.repo.url),
-            name=task.repo.name,
-            owner=task.repo.owner,
+            name=_shown(task.repo.name),
+            owner=_shown(task.repo.owner),
             fork=task.repo.fork,
             archived=task.repo.archived,
             blobs=result.blobs,
@@ -261,7 +261,7 @@ def run(
                 pending[retry] = (repo, attempt + 1)
                 completed.add(retry)
                 continue
-            failed.append((repo.name, reason))
+            failed.append((_shown(repo.name), reason))
             store.record_failure(scan_id, _failed_result(repo), reason, attempt)
             progress.update(None)
         complete = not failed
@@ -329,8 +329,8 @@ def _failure(future: Any) -> str:
 def _failed_result(repo: Repository) -> RepoResult:
     return RepoResult(
         url=without_credentials(repo.url),
-        name=repo.name,
-        owner=repo.owner,
+        name=_shown(repo.name),
+        owner=_shown(repo.owner),
         fork=repo.fork,
         archived=repo.archived,
         blobs=0,
