@@ -151,7 +151,7 @@ def test_plain_wsgi(api: OpenAIServer, key: str) -> None:
     from wsgiref.validate import validator
 
     app = validator(health.wsgi_app(token_budget=1000))
-    environ: dict[str, Any] = {"PATH_INFO": "/health/openai", "SCRIPT_NAME": ""}
+    environ: dict[str, Any] = {"PATH_INFO": "/health/openai", "SCRIPT_NAME": "", "QUERY_STRING": ""}
     setup_testing_defaults(environ)
     started: list[str] = []
 
@@ -165,3 +165,32 @@ def test_plain_wsgi(api: OpenAIServer, key: str) -> None:
     body = b"".join(result)
     result.close()  # type: ignore[attr-defined]
     assert_healthy(int(started[0].split()[0]), json.loads(body), key)
+
+
+def test_the_readmes_ten_line_app_gets_every_rule_and_the_health_endpoint(
+    api: OpenAIServer, key: str, tmp_path: Path
+) -> None:
+    """The README's example, as written, against the test server: answers, counts its tokens,
+    and serves /health/openai."""
+    import re
+
+    from starlette.testclient import TestClient
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## The runtime guard") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None and len(code.group(1).strip().splitlines()) <= 12
+    (tmp_path / "keysentry.toml").write_text(
+        '[environments.production]\nOPENAI_API_KEY = "env://OPENAI_API_KEY"\n'
+    )
+    loader.configure(None)
+    namespace: dict[str, Any] = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    with TestClient(namespace["app"]) as client:
+        answer = client.post("/ask", params={"question": "Say hello."})
+        assert answer.json() == "Hello from the test server. Bye"
+        health_answer = client.get("/health/openai")
+    assert health_answer.status_code == 200 and health_answer.json()["env"] == "production"
+    assert api.bodies[-1]["max_output_tokens"] == 4096  # the guard's default cap
+    assert budgets._counters[("production", "", 3600.0)].totals().tokens == 14
+    assert key not in health_answer.text
