@@ -440,3 +440,12 @@ def test_the_action_rotates_due_environments_and_never_echoes_the_admin_key(
     monkeypatch.setenv("KS_ROTATE_DUE", "yes")
     refused = cli("action")
     assert refused.code == 2 and "rotate-due takes true or false" in refused.err
+
+
+def test_a_key_another_environment_also_holds_is_never_rotated_away(stack: Stack, cli: Any) -> None:
+    """Deleting it would leave that environment without a live key."""
+    (stack.root / ".env.development").write_text(f"OPENAI_API_KEY={stack.keys['production']}\n")
+    result = cli("rotate", "--env", "production", "--yes")
+    assert result.code == 2 and "development also holds the key of production" in result.err
+    assert stored(stack, "production") == stack.keys["production"]
+    assert not accounts(stack, "production") and not (stack.root / JOURNAL_DIR).exists()

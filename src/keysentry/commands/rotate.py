@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from keysentry import loader
 from keysentry.config import Config
 from keysentry.errors import ConfigError, ExitCode, InputError, KeysentryError
+from keysentry.providers.base import parse_ref
 from keysentry.rotate import plan as plans
 from keysentry.rotate import policies
 from keysentry.rotate.journal import RotationJournal, interrupted, journal_path, load
@@ -112,6 +113,13 @@ def _plan(
         )
     chosen = plans.target(config, env, options.name)
     fetched = provider_for(chosen.ref.scheme).get(chosen.ref)
+    sharing = _sharing(config, env, options.name, fingerprint(fetched.secret.reveal()))
+    if sharing:
+        raise InputError(
+            f"{', '.join(sharing)} also hold{'s' if len(sharing) == 1 else ''} the key of {env}: "
+            "deleting it would leave them without a live key; give each environment its own "
+            "key first"
+        )
     data = plans.make(
         chosen, fetched.secret, fetched.version, KeyMap(admin), settings, options.until_unused
     )
@@ -119,6 +127,24 @@ def _plan(
     for number, line in enumerate(plans.describe(data), 1):
         report(f"  {number}. {line}")
     return RotationJournal(path, data)
+
+
+def _sharing(config: Config, env: str, name: str, print_: str) -> list[str]:
+    """The other environments whose store holds the same key (the old key's deletion would
+    take them down too)."""
+    from keysentry.providers import provider_for
+
+    found = []
+    for other, names in sorted(loader.environments(config).items()):
+        if other == env or name not in names:
+            continue
+        try:
+            ref = plans.located(config, parse_ref(names[name]))
+            if fingerprint(provider_for(ref.scheme).get(ref).secret.reveal()) == print_:
+                found.append(other)
+        except KeysentryError:
+            continue  # a store that cannot be read holds nothing we know of
+    return found
 
 
 def _confirmed(envs: list[str]) -> bool:

@@ -55,10 +55,15 @@ def target(config: Config, env: str, name: str) -> Target:
             f"{where}: the reference pins a version or stage, so loaders would "
             "never see a new one: point it at the latest version"
         )
+    return Target(env, name, located(config, ref))
+
+
+def located(config: Config, ref: SecretRef) -> SecretRef:
+    """A relative `.env` path is beside the config (where the loader reads it from)."""
     if ref.scheme == "dotenv" and not os.path.isabs(ref.location):
         base = config.path.parent if config.path is not None else Path.cwd()
-        ref = ref._replace(location=str(base / ref.location))
-    return Target(env, name, ref)
+        return ref._replace(location=str(base / ref.location))
+    return ref
 
 
 def ref_data(ref: SecretRef) -> dict[str, Any]:
