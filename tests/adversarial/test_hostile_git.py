@@ -145,13 +145,15 @@ class BrokenGit:
         bindir.mkdir()
         monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
 
-    def install(self, limit: int, ending: str) -> None:
-        end = "exit 0" if ending == "exit 0" else "kill -9 $$"
+    def install(self, limit: int | None, ending: str) -> None:
+        """`limit` None: every answer whole, then `ending` (e.g. "exit 3")."""
+        end = {"killed": "kill -9 $$"}.get(ending, ending)
+        cut = "" if limit is None else f" | head -c {limit}"
         self._wrapper.write_text(
             "#!/bin/sh\n"
             'for arg in "$@"; do\n'
             '  if [ "$arg" = "--batch" ]; then\n'
-            f'    "{self._real}" "$@" | head -c {limit}\n'
+            f'    "{self._real}" "$@"{cut}\n'
             f"    {end}\n"
             "  fi\n"
             "done\n"
@@ -216,6 +218,21 @@ def test_a_truncated_staged_or_range_read_is_incomplete(
     whole = cli("scan", *args, str(gitrepo.path))
     assert whole.code == 1
     assert_nowhere(key, cut.out, cut.err, whole.out, whole.err, under=[cache_dir(gitrepo)])
+
+
+def test_a_cat_file_that_fails_after_answering_everything_is_not_a_pass(
+    gitrepo: GitRepo, rng: random.Random, cli: Any, broken_git: BrokenGit
+) -> None:
+    key = a_key(rng)
+    gitrepo.write("k.env", f"OPENAI_API_KEY={key}\n")
+    gitrepo("add", "k.env")
+    broken_git.install(None, "exit 3")
+    result = cli("scan", "--staged", str(gitrepo.path))
+    assert result.code == 2  # the key was found, but a failing git is no complete scan
+    assert "warning: git cat-file --batch: not read: git cat-file exited with status 3" in (
+        result.err
+    )
+    assert_nowhere(key, result.out, result.err, under=[cache_dir(gitrepo)])
 
 
 def run_with_file_limit(limit: int, *args: str) -> subprocess.CompletedProcess[str]:

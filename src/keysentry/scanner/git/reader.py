@@ -28,6 +28,7 @@ Answer = bytes | int | None
 _MAX_FRUITLESS = 6
 _DRAIN_CHUNK = 1 << 20
 _NAMED_UNREAD = 20  # ids named one by one; more are summed up in one line
+PROCESS = ""  # in Unread, what failed after every id was answered: the process itself
 
 
 class ReaderDied(GitError):
@@ -195,7 +196,7 @@ def read_all(
         except ReaderDied as exc:
             start = exc.unread
             if start >= len(ids):  # everything was answered, then git failed
-                unread.add("(git cat-file --batch)", exc.reason)
+                unread.add(PROCESS, exc.reason)
                 return
             fruitless = 0 if answered else fruitless + 1
             culprit = ids[start]

@@ -223,9 +223,11 @@ def _history_skips(scan: BlobScan) -> list[Skip]:
 
 def unread_skips(unread: Unread, name: Callable[[str], str]) -> list[Skip]:
     """An unreadable Skip for each object that could not be read, as `name` shows it."""
+    from keysentry.scanner.git.reader import PROCESS
+
     skipped = [
-        Skip(name(object_id), f"not read: {reason}", unreadable=True)
-        for object_id, reason in unread.named
+        Skip(name(i) if i != PROCESS else "git cat-file --batch", f"not read: {why}", True)
+        for i, why in unread.named
     ]
     if unread.more:
         skipped.append(Skip(f"{unread.more:,} more blobs", f"not read: {unread.more_reason}", True))
