@@ -481,7 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
         reply = "".join(REPLY_TOKENS[:output])
         usage = {
             "input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": output,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": prompt + output,
@@ -517,7 +517,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         if self.payload.get("stream") is not True:
             return self._send(200, done)
-        started = {**done, "status": "in_progress", "output": [], "usage": None}
+        started = {k: v for k, v in done.items() if k != "usage"}  # the spec: usage, once known
+        started.update(status="in_progress", output=[])
         events: list[tuple[str | None, Any]] = [
             ("response.created", {"type": "response.created", "response": started})
         ]

@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Every path keysentry calls (verify, scan --verify, revoke) or the rotation work will.
+# Every path keysentry calls (verify, scan --verify, revoke), the rotation work will, or the
+# runtime guard's tests drive through the SDK.
 PATHS = (
     "/models",
     "/organization/admin_api_keys",
@@ -32,6 +33,9 @@ PATHS = (
     "/organization/projects/{project_id}/spend_limit",
     "/organization/costs",
     "/organization/usage/completions",
+    # What the runtime guard's tests send through openai_client() (issue 15).
+    "/chat/completions",
+    "/responses",
 )
 OUT = Path(__file__).with_name("openai-openapi.json")
 
