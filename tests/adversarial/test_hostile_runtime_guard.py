@@ -133,3 +133,46 @@ def test_usage_that_is_not_numbers_is_ignored_and_the_alert_never_holds_the_key(
     sdk.chat.completions.create(model="gpt-4o", messages=messages)
     assert len(alerts) == 1
     assert_nowhere(key, repr(alerts), *records(caplog))
+
+
+def test_a_fork_while_threads_hold_the_guards_locks_leaves_the_child_a_working_client(
+    api: OpenAIServer, key: str
+) -> None:
+    """gunicorn or Celery prefork forking while another thread is inside the breaker registry
+    or a budget counter: the child gets fresh locks and makes its call."""
+    import os
+    import threading
+
+    from test_hostile_runtime import in_a_forked_child
+
+    from keysentry import resilience
+
+    if not hasattr(os, "fork"):
+        pytest.skip("needs fork()")
+    sdk = openai_client(base_url=api.base_url)
+    messages: Any = [{"role": "user", "content": "hi"}]
+    sdk.chat.completions.create(model="gpt-4o-mini", messages=messages)
+    counter = next(iter(budgets._counters.values()))
+    assert isinstance(counter, budgets.LocalCounter)
+    ready, done = threading.Event(), threading.Event()
+
+    def hold_the_locks() -> None:
+        with resilience._breakers_lock, budgets._counters_lock, counter._lock:
+            ready.set()
+            done.wait(30)
+
+    holder = threading.Thread(target=hold_the_locks, daemon=True)
+    holder.start()
+    assert ready.wait(10)
+
+    def child_call() -> str:
+        answer = openai_client(base_url=api.base_url).chat.completions.create(
+            model="gpt-4o-mini", messages=messages
+        )
+        return str(answer.usage.total_tokens if answer.usage else None)
+
+    status, report = in_a_forked_child(child_call)
+    done.set()
+    holder.join(10)
+    assert (status, report) == (0, "12")
+    assert_nowhere(key, report)

@@ -335,7 +335,9 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
         guard = self.guard
         await request.aread()
         request, model = guard.prepare(request)
-        call, key, reread = guard.start(request), guard.current(), False
+        # The loader may read a store (a cache miss, a refresh): not on the event loop.
+        key = await asyncio.to_thread(guard.current)
+        call, reread = guard.start(request), False
         while True:
             call.before()
             guard.send_with(request, key, call)
@@ -352,7 +354,7 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
                 guard.breaker.abandon()
                 raise
             if response.status_code == 401 and not reread:
-                reread, fresh = True, guard.refreshed()
+                reread, fresh = True, await asyncio.to_thread(guard.refreshed)
                 if fresh != key:
                     await response.aclose()
                     guard.breaker.success()
