@@ -34,6 +34,11 @@ class ScanConfig(NamedTuple):
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     inline_allow: bool = True
     ignore_file: str = ".keysentryignore"
+    # How far archives are opened (scanner/sources/archives.py Limits; None: its default).
+    max_archive_depth: int | None = None
+    max_archive_bytes: int | None = None
+    max_archive_ratio: int | None = None
+    max_archive_members: int | None = None
 
 
 class Config(NamedTuple):
@@ -128,6 +133,12 @@ def _number(value: Any) -> str | None:
     return None
 
 
+def _count(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return f"must be a whole number (0 or more), got {value!r}"
+    return None
+
+
 def _boolean(value: Any) -> str | None:
     return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
 
@@ -179,6 +190,10 @@ TABLES = Table(
                 "max_file_size": _size,
                 "inline_allow": _boolean,
                 "ignore_file": _string,
+                "max_archive_depth": _count,
+                "max_archive_bytes": _size,
+                "max_archive_ratio": _count,
+                "max_archive_members": _count,
             }
         ),
         "environments": Table(each=Table(each=_string)),
@@ -330,4 +345,12 @@ def _scan_config(path: Path, table: Any, name: str) -> ScanConfig:
         max_file_size=parse_size(size, f"{path}: [{name}] max_file_size"),
         inline_allow=table.get("inline_allow", defaults.inline_allow),
         ignore_file=table.get("ignore_file", defaults.ignore_file),
+        max_archive_depth=table.get("max_archive_depth"),
+        max_archive_bytes=(
+            parse_size(table["max_archive_bytes"], f"{path}: [{name}] max_archive_bytes")
+            if "max_archive_bytes" in table
+            else None
+        ),
+        max_archive_ratio=table.get("max_archive_ratio"),
+        max_archive_members=table.get("max_archive_members"),
     )

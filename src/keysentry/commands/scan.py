@@ -14,11 +14,19 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from keysentry.config import Config, find_config, load_config, parse_size, search_path
+from keysentry.config import (
+    Config,
+    ScanConfig,
+    find_config,
+    load_config,
+    parse_size,
+    search_path,
+)
 from keysentry.errors import ExitCode, InputError
 from keysentry.safety import say
 from keysentry.scanner.pipeline import ScanResult, Suppression, scan_files
 from keysentry.scanner.report import render
+from keysentry.scanner.sources.archives import Limits, limits_set
 from keysentry.scanner.sources.files import STDIN, FileSource
 from keysentry.scanner.suppress import (
     IgnoreRules,
@@ -46,6 +54,11 @@ class ScanOptions(NamedTuple):
     no_gitignore: bool = False
     exclude: tuple[str, ...] = ()
     max_file_size: str | None = None
+    image: str | None = None
+    max_archive_depth: int | None = None
+    max_archive_bytes: str | None = None
+    max_archive_ratio: int | None = None
+    max_archive_members: int | None = None
     config_path: Path | None = None
     quiet: bool = False
     pre_commit: bool = False  # the arguments came from pre-commit (see cli.files_as_files)
@@ -163,6 +176,7 @@ class _Setup(NamedTuple):
     max_size: int
     exclude: tuple[str, ...]
     used: list[str]  # lines for --verbose
+    limits: Limits  # how far archives are opened
 
 
 def execute(paths: list[str], options: ScanOptions) -> ScanResult:
@@ -176,6 +190,8 @@ def execute(paths: list[str], options: ScanOptions) -> ScanResult:
         raise InputError("--branch goes with --history")
     if options.branch is not None and options.all_objects:
         raise InputError("--branch and --all-objects cannot be combined")
+    if options.image is not None:
+        return _scan_image(paths, mode, options)
     if mode is None:
         return _scan_paths(paths, options)
     from keysentry.scanner.git.repo import open_repo
@@ -186,7 +202,24 @@ def execute(paths: list[str], options: ScanOptions) -> ScanResult:
     root = Path(repo.work_tree) if repo.work_tree else Path.cwd()
     setup = _setup(options, root, shown_base=root)
     _say_used(options, setup.used)
-    return _scan_repository(repo, mode, options, setup.suppression, setup.max_size)
+    with limits_set(setup.limits):
+        return _scan_repository(repo, mode, options, setup.suppression, setup.max_size)
+
+
+def _scan_image(paths: list[str], mode: str | None, options: ScanOptions) -> ScanResult:
+    """`--image NAME`: every layer (deleted files included) and the config of one image."""
+    from keysentry.scanner.pipeline import scan_blobs
+    from keysentry.scanner.sources.image import image_blobs
+
+    if paths:
+        raise InputError("--image scans one image: give no PATH")
+    if mode is not None:
+        raise InputError(f"--image and {mode} cannot be combined")
+    setup = _setup(options, Path.cwd(), shown_base=Path.cwd())
+    _say_used(options, setup.used)
+    assert options.image is not None
+    with limits_set(setup.limits):
+        return scan_blobs(image_blobs(options.image), setup.suppression)
 
 
 def _scan_paths(paths: list[str], options: ScanOptions) -> ScanResult:
@@ -209,7 +242,8 @@ def _scan_paths(paths: list[str], options: ScanOptions) -> ScanResult:
             max_file_size=setup.max_size,
             exclude=setup.exclude,
         )
-        result = scan_files(source, setup.suppression)
+        with limits_set(setup.limits):
+            result = scan_files(source, setup.suppression)
         dropped += source.excluded
     _say_used(options, setup.used)
     if options.verbose:
@@ -260,7 +294,30 @@ def _setup(options: ScanOptions, root: Path, *, shown_base: Path) -> _Setup:
         ignore=ignore,
         baseline=baseline,
     )
-    return _Setup(config, suppression, max_size, exclude, used)
+    return _Setup(config, suppression, max_size, exclude, used, _limits(options, scan, max_size))
+
+
+def _limits(options: ScanOptions, scan: ScanConfig, max_size: int) -> Limits:
+    """The archive limits: each option, else the config's [scan] key, else the default."""
+    default = Limits()
+    size = options.max_archive_bytes
+    return Limits(
+        max_depth=_first(options.max_archive_depth, scan.max_archive_depth, default.max_depth),
+        max_bytes=_first(
+            parse_size(size, "--max-archive-bytes") if size is not None else None,
+            scan.max_archive_bytes,
+            default.max_bytes,
+        ),
+        max_ratio=_first(options.max_archive_ratio, scan.max_archive_ratio, default.max_ratio),
+        max_members=_first(
+            options.max_archive_members, scan.max_archive_members, default.max_members
+        ),
+        max_member_size=max_size,
+    )
+
+
+def _first(*values: int | None) -> int:
+    return next(v for v in values if v is not None)
 
 
 def _ignore_rules(

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from keysentry.scanner.findings import Blob, Finding, IncompleteBlob, findings_in
+from keysentry.scanner.sources.archives import is_archive
 from keysentry.scanner.sources.files import FileEntry, FileSource, Skip
 from keysentry.scanner.suppress import IgnoreRules
 
@@ -93,7 +94,46 @@ def detect_in(
     blob: Blob, inline_allow: bool, skipped: list[Skip], shown: str | None = None
 ) -> list[Finding]:
     """The findings in a blob; one the detector could not search in full keeps what it found
-    and is named in `skipped` as unreadable (as `shown`, else its path): never clean."""
+    and is named in `skipped` as unreadable (as `shown`, else its path): never clean. An
+    archive's members are searched instead (sources/archives.py), and what of it could not
+    be is in `skipped` too."""
+    if is_archive(blob.data):  # the first bytes only: every other blob pays two slices
+        return _detect_members(blob, inline_allow, skipped)
+    return _detect_one(blob, inline_allow, skipped, shown)
+
+
+def _detect_members(blob: Blob, inline_allow: bool, skipped: list[Skip]) -> list[Finding]:
+    from keysentry.scanner.sources.archives import members
+
+    found: list[Finding] = []
+    for item in members(blob):
+        if isinstance(item, Skip):
+            skipped.append(item)
+        else:
+            found += _detect_one(item, inline_allow, skipped, None)
+    return found
+
+
+def scan_blobs(items: Iterable[Blob | Skip], suppression: Suppression) -> ScanResult:
+    """Search blobs a source yields as they are (an image's members: archives opened there)."""
+    started = time.perf_counter()
+    result = ScanResult()
+    for item in items:
+        if isinstance(item, Skip):
+            result.skipped.append(item)
+            continue
+        result.blobs += 1
+        result.bytes += len(item.data)
+        result.add(_detect_one(item, suppression.inline_allow, result.skipped, None), suppression)
+    result.findings.sort(key=position)
+    result.unsuppressed.sort(key=position)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _detect_one(
+    blob: Blob, inline_allow: bool, skipped: list[Skip], shown: str | None
+) -> list[Finding]:
     try:
         return findings_in(blob, inline_allow)
     except IncompleteBlob as exc:

@@ -18,7 +18,10 @@ from typing import Any
 
 from keysentry.atomic import write_atomically
 
-_DETECTOR_MODULES = ("keys.py", "encodings.py", "detect.py", "findings.py")
+_DETECTOR_MODULES = (
+    *("keys.py", "encodings.py", "detect.py", "findings.py"),
+    *("sources/archives.py", "sources/image.py"),  # what is searched inside an archive blob
+)
 _MAGIC = b"keysentry clean-blobs v1 "
 
 

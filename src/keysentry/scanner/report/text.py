@@ -65,6 +65,20 @@ def timeline(git: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def image_line(image: dict[str, Any]) -> str:
+    """One line of a finding's place in a container image: its layer and build step, and
+    whether a later layer deleted it (it is still in the image)."""
+    if "layer" in image:
+        where = f"image layer {image['layer']} {image['digest'][:19]}"
+    else:
+        where = f"image config {image['config'][:19]} {image.get('field', '')}".rstrip()
+    if "step" in image:
+        where += f" (build step {image['step']}: {image['created_by']})"
+    if image.get("deleted_in_layer"):
+        where += f"; deleted in layer {image['deleted_in_layer']}, still in the image"
+    return where
+
+
 def verified(info: dict[str, Any]) -> str:
     """One line of a finding's verification: live or not, and how to revoke a live key."""
     line = f"verified {info['status']}: {info['detail']}"
@@ -84,6 +98,9 @@ def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
         git = finding.provenance.get("git")
         if git:
             lines.append("    " + escape_control(timeline(git)))
+        image = finding.provenance.get("image")
+        if image:
+            lines.append("    " + escape_control(image_line(image)))
         verification = finding.provenance.get("verification")
         if verification:
             lines.append("    " + escape_control(verified(verification)))
