@@ -1,5 +1,5 @@
 import sys
 
-from keysentry.cli import main
+from keysentry.hook import main
 
 sys.exit(main())

@@ -13,7 +13,6 @@ either the old file or the new one, never half, with the old file's permissions.
 from __future__ import annotations
 
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -36,6 +35,8 @@ def write_atomically(path: Path, data: bytes, new_file_mode: int | None = None) 
         mode = target.stat().st_mode & 0o7777
     except FileNotFoundError:
         mode = new_file_mode if new_file_mode is not None else 0o666 & ~_umask()
+    import tempfile  # here: the scan path imports this module, and rarely writes a file
+
     handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with open(handle, "wb") as stream:

@@ -19,23 +19,11 @@ import click
 
 from keysentry import __version__
 from keysentry.errors import ExitCode, KeysentryError
+from keysentry.hook import PRE_COMMIT_FLAG, files_as_files
 from keysentry.scanner.report import FORMATS
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 _RUN = {"debug": False}  # set by --debug (or KEYSENTRY_DEBUG) for this run
-PRE_COMMIT_FLAG = "--pre-commit"
-
-
-def files_as_files(argv: list[str]) -> list[str]:
-    """After `scan --pre-commit`, every argument that names an existing file and would parse
-    as an option (`-`, `--exit-zero`) becomes `./name`. pre-commit appends the file names to the
-    hook's arguments, and a committed file named `--exit-zero` must be scanned, never obeyed.
-    This only ever turns an option into a path (a scan of more), never a path into an option."""
-    if PRE_COMMIT_FLAG not in argv:
-        return argv
-    start = argv.index(PRE_COMMIT_FLAG) + 1
-    tail = [f"./{a}" if a.startswith("-") and os.path.lexists(a) else a for a in argv[start:]]
-    return argv[:start] + tail
 
 
 class Shared(click.Option):
@@ -212,39 +200,6 @@ def cli() -> None:
     help="Skip (and report) files larger than SIZE, e.g. 10M [default: 100M].",
 )
 @click.option(
-    "--image",
-    metavar="NAME",
-    help="Scan a container image: a `docker save`/`podman save` tarball, an OCI layout "
-    "(directory or tarball), or an image NAME that docker save (else skopeo) fetches.",
-)
-@click.option(
-    "--max-archive-depth",
-    type=click.IntRange(0),
-    metavar="N",
-    help="Open archives (zip, wheels, jars, tar, .gz, ...) nested up to N deep; deeper ones "
-    "make the scan incomplete [default: 8].",
-)
-@click.option(
-    "--max-archive-bytes",
-    metavar="SIZE",
-    help="Stop a file's archives past SIZE decompressed, every level counted: the scan is "
-    "then incomplete [default: 4G].",
-)
-@click.option(
-    "--max-archive-ratio",
-    type=click.IntRange(1),
-    metavar="N",
-    help="Stop a compressed stream past N:1 (after its first MiB), as a zip bomb: the scan "
-    "is then incomplete [default: 100].",
-)
-@click.option(
-    "--max-archive-members",
-    type=click.IntRange(1),
-    metavar="N",
-    help="Stop a file's archives past N members, every level counted: the scan is then "
-    "incomplete [default: 1000000].",
-)
-@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -380,18 +335,9 @@ def pre_push(path: str, fmt: str, allow_shallow: bool) -> int:
     Reads the ranges from pre-commit's PRE_COMMIT_FROM_REF/PRE_COMMIT_TO_REF, or from the
     lines git writes to a pre-push hook's standard input.
     """
-    import os
+    from keysentry.hook import pre_push as push
 
-    from keysentry.commands import hooks
-    from keysentry.commands.scan import ScanOptions, run
-
-    stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
-    spans = hooks.push_spans(stdin, dict(os.environ))
-    if not spans:
-        print("keysentry: nothing to push: no commits to scan", file=sys.stderr)
-        return 0
-    options = ScanOptions(fmt=fmt, spans=tuple(spans), allow_shallow=allow_shallow)
-    return run([path], options)
+    return push(path, fmt, allow_shallow)
 
 
 @cli.command()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO
 
 from keysentry.scanner.git.repo import Repo
@@ -40,10 +40,15 @@ class ReaderDied(GitError):
 
 
 def cat_file(
-    repo: Repo, ids: Sequence[str], start: int = 0, max_size: int | None = None
+    repo: Repo,
+    ids: Sequence[str],
+    start: int = 0,
+    max_size: int | None = None,
+    pipe_size: int | None = None,
 ) -> Iterator[tuple[str, Answer]]:
     """Answer ids[start:] in order through one `git cat-file --batch`; ReaderDied (with the
-    index of the first id not answered) if it fails in any way."""
+    index of the first id not answered) if it fails in any way. `pipe_size`: enlarge its
+    output pipe (and the read buffer) to that, for reads of many megabytes."""
     try:
         process = popen_git(
             repo.path,
@@ -51,12 +56,14 @@ def cat_file(
             "--batch",
             stdin=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
-            bufsize=1 << 16,
+            bufsize=pipe_size or 1 << 16,
         )
     except GitError as exc:
         raise ReaderDied(str(exc), start) from None
     stdin, stdout = process.stdin, process.stdout
     assert stdin is not None and stdout is not None
+    if pipe_size:
+        _enlarge(stdout, pipe_size)
     feeder = _Feeder(stdin, ids, start)
     index = start
     try:
@@ -74,6 +81,19 @@ def cat_file(
     finally:
         _stop(process)
         feeder.join()
+
+
+def _enlarge(pipe: IO[bytes], size: int) -> None:
+    """Ask Linux for a larger pipe; elsewhere, or over the system's limit, keep it as it is
+    (only speed depends on it)."""
+    try:
+        import fcntl
+    except ImportError:  # not a POSIX system
+        return
+    setsize = getattr(fcntl, "F_SETPIPE_SZ", None)
+    if setsize is not None:
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), setsize, size)
 
 
 class _Broken(Exception):
@@ -175,7 +195,11 @@ class Unread:
 
 
 def read_all(
-    repo: Repo, ids: Sequence[str], unread: Unread, max_size: int | None = None
+    repo: Repo,
+    ids: Sequence[str],
+    unread: Unread,
+    max_size: int | None = None,
+    pipe_size: int | None = None,
 ) -> Iterator[tuple[str, Answer]]:
     """Answer every id it can, in order, restarting a reader that dies; what could not be read
     goes to `unread` and is not yielded.
@@ -188,7 +212,7 @@ def read_all(
     while start < len(ids):
         answered = 0
         try:
-            for answer in cat_file(repo, ids, start, max_size):
+            for answer in cat_file(repo, ids, start, max_size, pipe_size):
                 start += 1
                 answered += 1
                 yield answer
@@ -208,3 +232,9 @@ def read_all(
                 for object_id in ids[start:]:
                     unread.add(object_id, f"not read: {exc.reason}")
                 return
+
+
+def read_blobs(repo: Repo, ids: Iterable[str], unread: Unread) -> dict[str, bytes]:
+    """The contents of a few blobs (the hits), by id; what cannot be read goes to `unread`."""
+    wanted = sorted(set(ids))
+    return {i: d for i, d in read_all(repo, wanted, unread) if isinstance(d, bytes)}

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from keysentry.scanner.findings import Blob, Finding
 from keysentry.scanner.pipeline import ScanResult, Suppression, detect_in, position
-from keysentry.scanner.sources.archives import rerooted
 from keysentry.scanner.sources.files import Skip
 
 if TYPE_CHECKING:
@@ -150,9 +149,8 @@ def _reuse(
 ) -> tuple[list[Finding], dict[str, Any]] | None:
     """The cached result's findings, keys re-read from their blobs, and what this run read;
     None if any blob or key is gone or unreadable (then everything is scanned again)."""
-    from keysentry.scanner.git.history import read_blobs
     from keysentry.scanner.git.provenance import rebuild_findings
-    from keysentry.scanner.git.reader import Unread
+    from keysentry.scanner.git.reader import Unread, read_blobs
 
     unread = Unread()
     hit_blobs = read_blobs(repo, cached["hits"], unread)
@@ -176,22 +174,29 @@ def _scan_all_blobs(
     branch: str | None = None,
 ) -> tuple[list[Finding], dict[str, Any], list[Skip]]:
     from keysentry.scanner.git.cache import CleanBlobCache
-    from keysentry.scanner.git.history import reachable_blobs, read_blobs, scan_blobs
-    from keysentry.scanner.git.provenance import CommitLog, history_findings
+    from keysentry.scanner.git.history import reachable_blobs, scan_blobs
+    from keysentry.scanner.git.provenance import LazyCommitLog, history_findings
+    from keysentry.scanner.git.reader import read_blobs
 
     cache = CleanBlobCache(repo.git_dir, repo.id_length) if use_cache else None
     only = reachable_blobs(repo, branch) if branch is not None else None
-    log = CommitLog(repo, branch or "--all")  # runs in the background while blobs are read
+    # `git log` starts at the first key found and runs while the rest is read; no key, no log.
+    log = LazyCommitLog(repo, branch or "--all")
     try:
         scan = scan_blobs(
-            repo, max_blob_size=max_blob_size, cache=cache, progress=progress, only=only
+            repo,
+            max_blob_size=max_blob_size,
+            cache=cache,
+            progress=progress,
+            only=only,
+            on_hit=log.start,
         )
         found = []
-        if scan.hits:  # else the log is not needed: cancelled below
+        if scan.hits:
             hit_blobs = read_blobs(repo, scan.hits, scan.unread)
             found = history_findings(
                 repo,
-                log,
+                log.started(),
                 hit_blobs,
                 inline_allow=suppression.inline_allow,
                 all_objects=all_objects,
@@ -208,7 +213,7 @@ def _scan_all_blobs(
         "too_big": [list(t) for t in scan.too_big],
         "lfs_pointers": scan.lfs_pointers,
     }
-    return found, stats, _history_skips(scan) + scan.archive_skips
+    return found, stats, _history_skips(scan)
 
 
 def _history_skips(scan: BlobScan) -> list[Skip]:
@@ -282,10 +287,9 @@ def scan_commits(
                         "blob": blob_id,
                         "introduced": {**commit.describe(), "path": path, "line": finding.line},
                     }
-                    provenance = {**finding.provenance, "git": timeline}
                     found.setdefault(
                         (finding.fingerprint, path),
-                        finding._replace(path=rerooted(finding, path), provenance=provenance),
+                        finding._replace(path=path, provenance={"git": timeline}),
                     )
         result.skipped += unread_skips(unread, shown)
     if commits == 0:

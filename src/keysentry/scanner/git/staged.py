@@ -33,17 +33,14 @@ class StagedChange(NamedTuple):
 def staged_changes(repo: Repo) -> list[StagedChange]:
     if repo.work_tree is None:
         raise GitError(f"{repo.path} is a bare repository: it has no staged changes")
-    base = "HEAD" if repo.has_commits() else repo.empty_tree
-    raw = repo.git(
-        "diff-index",
-        "--cached",
-        "-z",
-        "--no-abbrev",
-        "-M",
-        "--diff-filter=ACMRT",
-        *NO_EXTERNAL,
-        base,
-    )
+    diff = ("diff-index", "--cached", "-z", "--no-abbrev", "-M", "--diff-filter=ACMRT")
+    try:
+        raw = repo.git(*diff, *NO_EXTERNAL, "HEAD")
+    except GitError:
+        # Asking first would cost a git process on every commit: only a failure asks why.
+        if repo.has_commits():
+            raise  # HEAD is there: git failed for another reason, which is no pass
+        raw = repo.git(*diff, *NO_EXTERNAL, repo.empty_tree)  # the first commit
     return list(_parse_raw(raw))
 
 

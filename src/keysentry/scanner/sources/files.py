@@ -25,7 +25,6 @@ from typing import NamedTuple
 
 from keysentry.errors import InputError
 from keysentry.scanner.findings import Blob
-from keysentry.scanner.git.run import GitError, run_git
 
 STDIN = "-"
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -171,6 +170,9 @@ class FileSource:
     def _git_listing(self, directory: str) -> list[str] | None:
         """The files git would show in `directory` (tracked, or untracked and not ignored),
         relative to it; None when it is not inside a work tree."""
+        # Imported here: files named one by one (the pre-commit hook) need no subprocess.
+        from keysentry.scanner.git.run import GitError, run_git
+
         try:
             listing = run_git(
                 directory,
