@@ -200,6 +200,39 @@ def cli() -> None:
     help="Skip (and report) files larger than SIZE, e.g. 10M [default: 100M].",
 )
 @click.option(
+    "--image",
+    metavar="NAME",
+    help="Scan a container image: a `docker save`/`podman save` tarball, an OCI layout "
+    "(directory or tarball), or an image NAME that docker save (else skopeo) fetches.",
+)
+@click.option(
+    "--max-archive-depth",
+    type=click.IntRange(0),
+    metavar="N",
+    help="Open archives (zip, wheels, jars, tar, .gz, ...) nested up to N deep; deeper ones "
+    "make the scan incomplete [default: 8].",
+)
+@click.option(
+    "--max-archive-bytes",
+    metavar="SIZE",
+    help="Stop a file's archives past SIZE decompressed, every level counted: the scan is "
+    "then incomplete [default: 4G].",
+)
+@click.option(
+    "--max-archive-ratio",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Stop a compressed stream past N:1 (after its first MiB), as a zip bomb: the scan "
+    "is then incomplete [default: 100].",
+)
+@click.option(
+    "--max-archive-members",
+    type=click.IntRange(1),
+    metavar="N",
+    help="Stop a file's archives past N members, every level counted: the scan is then "
+    "incomplete [default: 1000000].",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -23,6 +23,9 @@ from keysentry.scanner.git.cache import CleanBlobCache
 from keysentry.scanner.git.reader import Unread, read_all
 from keysentry.scanner.git.repo import LFS_POINTER, Repo
 from keysentry.scanner.git.run import GitError, finish, popen_git
+from keysentry.scanner.pipeline import detect_in
+from keysentry.scanner.sources.archives import is_archive
+from keysentry.scanner.sources.files import Skip
 
 # Below this much to read, a second reader costs more than it saves.
 _PARALLEL_MIN_BYTES = 8 << 20
@@ -42,6 +45,7 @@ class BlobScan:
     unread: Unread = field(default_factory=Unread)  # not read in full: never clean
     incomplete: list[tuple[str, str]] = field(default_factory=list)  # (blob, why) not searched
     too_big: list[tuple[str, int]] = field(default_factory=list)
+    archive_skips: list[Skip] = field(default_factory=list)  # members of archive blobs
     lfs_pointers: int = 0
     error: BaseException | None = None  # raised by the caller: a reader thread cannot
 
@@ -53,6 +57,7 @@ class BlobScan:
         self.missing += other.missing
         self.unread.merge(other.unread)
         self.incomplete += other.incomplete
+        self.archive_skips += other.archive_skips
         self.lfs_pointers += other.lfs_pointers
 
 
@@ -182,14 +187,23 @@ def _scan_run(
             into.bytes += len(data)
             if data.startswith(LFS_POINTER):
                 into.lfs_pointers += 1
-            try:
-                found = findings_in(Blob("", data), inline_allow=False)
-            except IncompleteBlob as exc:  # not clean, whatever it found
-                into.incomplete.append((blob_id, exc.reason))
-                if exc.findings:
+            if is_archive(data):  # its members, each named as `blob <id>!member`
+                skips: list[Skip] = []
+                found = detect_in(Blob(f"blob {blob_id}", data), False, skips)
+                into.archive_skips += skips
+                if found:
                     into.hits.append(blob_id)
+                elif not skips:  # a member passed over leaves the blob unproven, not clean
+                    into.clean.append(blob_id)
             else:
-                (into.hits if found else into.clean).append(blob_id)
+                try:
+                    found = findings_in(Blob("", data), inline_allow=False)
+                except IncompleteBlob as exc:  # not clean, whatever it found
+                    into.incomplete.append((blob_id, exc.reason))
+                    if exc.findings:
+                        into.hits.append(blob_id)
+                else:
+                    (into.hits if found else into.clean).append(blob_id)
             if progress is not None:
                 progress.tick(len(data))
         if into.hits and not told:

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 from keysentry.scanner.findings import Blob, Finding, IncompleteBlob, findings_in
 from keysentry.scanner.git.repo import Repo
 from keysentry.scanner.git.run import NO_EXTERNAL, GitError, nul_tokens, popen_git
+from keysentry.scanner.pipeline import detect_in
+from keysentry.scanner.sources.archives import is_archive, rerooted
 
 _NO_KEYS: frozenset[str] = frozenset()
 _TIMELINE_ORDER = (
@@ -260,7 +262,8 @@ def history_findings(
             "paths": sorted(replay.paths_of.get(key, ())),
             "reachable": True,
         }
-        findings.append(first._replace(path=path, provenance={"git": timeline}))
+        provenance = {**first.provenance, "git": timeline}
+        findings.append(first._replace(path=rerooted(first, path), provenance=provenance))
     if all_objects:
         findings += _unreachable(in_blob, replay)
     return findings
@@ -270,6 +273,8 @@ def _found(blob_id: str, data: bytes, inline_allow: bool) -> list[Finding]:
     """The findings in a hit blob. One the detector could not search in full was named as
     unreadable by the scan that read it (whose result is then not cached): here only the keys
     it found matter."""
+    if is_archive(data):
+        return detect_in(Blob(blob_id, data), inline_allow, [])
     try:
         return findings_in(Blob(blob_id, data), inline_allow)
     except IncompleteBlob as exc:
@@ -303,7 +308,8 @@ def rebuild_findings(
             return None
         timeline["in_working_tree"] = working.holds(path, key)
         ordered = {name: timeline[name] for name in _TIMELINE_ORDER if name in timeline}
-        findings.append(first._replace(path=path, provenance={"git": ordered}))
+        provenance = {**first.provenance, "git": ordered}
+        findings.append(first._replace(path=path, provenance=provenance))
     return findings
 
 
@@ -315,8 +321,9 @@ def _unreachable(in_blob: dict[str, list[Finding]], replay: _Replay) -> list[Fin
             continue
         for finding in found:
             timeline = {"blob": blob, "reachable": False}
-            path = f"<unreachable blob {blob}>"
-            findings.append(finding._replace(path=path, provenance={"git": timeline}))
+            path = rerooted(finding, f"<unreachable blob {blob}>")
+            provenance = {**finding.provenance, "git": timeline}
+            findings.append(finding._replace(path=path, provenance=provenance))
     return findings
 
 

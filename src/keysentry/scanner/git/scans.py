@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from keysentry.scanner.findings import Blob, Finding
 from keysentry.scanner.pipeline import ScanResult, Suppression, detect_in, position
+from keysentry.scanner.sources.archives import rerooted
 from keysentry.scanner.sources.files import Skip
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def _scan_all_blobs(
         "too_big": [list(t) for t in scan.too_big],
         "lfs_pointers": scan.lfs_pointers,
     }
-    return found, stats, _history_skips(scan)
+    return found, stats, _history_skips(scan) + scan.archive_skips
 
 
 def _history_skips(scan: BlobScan) -> list[Skip]:
@@ -287,9 +288,10 @@ def scan_commits(
                         "blob": blob_id,
                         "introduced": {**commit.describe(), "path": path, "line": finding.line},
                     }
+                    provenance = {**finding.provenance, "git": timeline}
                     found.setdefault(
                         (finding.fingerprint, path),
-                        finding._replace(path=path, provenance={"git": timeline}),
+                        finding._replace(path=rerooted(finding, path), provenance=provenance),
                     )
         result.skipped += unread_skips(unread, shown)
     if commits == 0:
