@@ -765,8 +765,7 @@ def main(argv: list[str] | None = None) -> int:
             for block in traceback.format_exception(exc):
                 for line in block.splitlines():
                     say(line)  # each line scrubbed and escaped, like every other
-        say(f"keysentry: internal error: {type(exc).__name__}: {exc}")
-        if not _RUN["debug"]:
-            say("keysentry: run again with --debug for the traceback, and report it")
+        hint = "" if _RUN["debug"] else " (run again with --debug for the traceback)"
+        say(f"keysentry: internal error: {type(exc).__name__}: {exc}{hint}")
         return int(ExitCode.ERROR)
     return int(code or 0)
