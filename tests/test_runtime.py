@@ -129,6 +129,18 @@ def test_a_refused_key_is_read_again_once_then_fails(
     assert api.requests[CHAT] == 1  # the store gave the same key: nothing to replay
 
 
+def test_a_store_that_fails_on_the_re_read_leaves_the_401_as_the_answer(
+    api: OpenAIServer, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sdk = client(api)
+    sdk.models.list()
+    del api.org.keys[key]
+    monkeypatch.delenv("OPENAI_API_KEY")  # the store no longer has it
+    with pytest.raises(openai.AuthenticationError):
+        sdk.models.list()
+    assert api.requests["GET /v1/models"] == 2
+
+
 def test_a_key_rotated_mid_run_replays_the_request_with_the_new_key(
     api: OpenAIServer, key: str, monkeypatch: pytest.MonkeyPatch, rng: random.Random
 ) -> None:

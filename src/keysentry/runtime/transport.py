@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx2 as httpx
 
+from keysentry.errors import KeysentryError
 from keysentry.resilience import (
     Call,
     CircuitBreaker,
@@ -41,6 +43,7 @@ from keysentry.runtime.observe import telemetry
 from keysentry.runtime.settings import Settings
 from keysentry.secret import Secret
 
+log = logging.getLogger("keysentry.runtime")
 GENERATION_PATHS = ("/chat/completions", "/responses")
 OUTPUT_CAPS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
 MAX_EVENT_LINE = 16 * 1024 * 1024  # bytes: a Responses `response.completed` holds the output
@@ -111,6 +114,19 @@ class Guard:
             extensions=request.extensions,
         )
         return rebuilt, model
+
+    def reread(self, key: Secret) -> Secret:
+        """The key from its store again after a 401; `key` itself when the store cannot say
+        (then the 401 is the answer, not the store's error)."""
+        try:
+            return self.refreshed()
+        except KeysentryError as exc:
+            log.warning(
+                "after a 401, the key could not be read again: %s",
+                exc,
+                extra={"keysentry_event": "key_reread_failed"},
+            )
+            return key
 
     def start(self, request: httpx.Request) -> Call:
         return Call(self.policy, self.breaker, self.breaker.host)
@@ -300,7 +316,7 @@ class GuardedTransport(httpx.BaseTransport):
                 guard.breaker.abandon()
                 raise
             if response.status_code == 401 and not reread:
-                reread, fresh = True, guard.refreshed()
+                reread, fresh = True, guard.reread(key)
                 if fresh != key:
                     response.close()
                     guard.breaker.success()  # the host answered
@@ -354,7 +370,7 @@ class AsyncGuardedTransport(httpx.AsyncBaseTransport):
                 guard.breaker.abandon()
                 raise
             if response.status_code == 401 and not reread:
-                reread, fresh = True, await asyncio.to_thread(guard.refreshed)
+                reread, fresh = True, await asyncio.to_thread(guard.reread, key)
                 if fresh != key:
                     await response.aclose()
                     guard.breaker.success()
