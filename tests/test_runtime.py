@@ -335,3 +335,21 @@ def test_the_async_client_follows_the_same_rules(
         assert api.requests[CHAT] == 6
 
     asyncio.run(run())
+
+
+def test_one_client_shared_by_many_threads_counts_every_call_once(
+    api: OpenAIServer, key: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    sdk = client(api, max_retries=4, breaker_failures=50)
+    api.inject("/v1/chat", 503, times=4)  # some threads retry; none runs out of tries
+
+    def call(_: int) -> int:
+        answer = sdk.chat.completions.create(model="gpt-4o-mini", messages=HELLO)
+        return answer.usage.total_tokens if answer.usage else 0
+
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(call, range(48))) == [14] * 48
+    counter = next(iter(budgets._counters.values()))
+    assert counter.totals().tokens == 48 * 14 and api.requests[CHAT] == 48 + 4
