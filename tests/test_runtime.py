@@ -353,3 +353,34 @@ def test_one_client_shared_by_many_threads_counts_every_call_once(
         assert list(pool.map(call, range(48))) == [14] * 48
     counter = next(iter(budgets._counters.values()))
     assert counter.totals().tokens == 48 * 14 and api.requests[CHAT] == 48 + 4
+
+
+def test_the_spend_alert_can_be_a_webhook(api: OpenAIServer, key: str) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    received: list[Any] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    hook = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{hook.server_address[1]}/alert"
+        sdk = client(api, cost_alert_threshold=0.000001, alert=url)
+        for _ in range(2):
+            sdk.chat.completions.create(model="gpt-4o", messages=HELLO)
+    finally:
+        hook.shutdown()
+        hook.server_close()
+    assert len(received) == 1 and received[0]["threshold_usd"] == 0.000001
+    assert key not in json.dumps(received)
