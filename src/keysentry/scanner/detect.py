@@ -1,19 +1,46 @@
-"""Bytes in, OpenAI keys out: the hot loop of every scan.
+"""Bytes in, OpenAI keys out: the hot loop of every scan, linear in the input whatever it holds.
 
-One Aho-Corasick pass looks for the marker `T3BlbkFJ` and its encoded forms (`encodings`). At a
-plain marker, the key around it is read off by its anatomy (`keys`); at an encoded one, the run
-around it is decoded and searched again, up to MAX_DEPTH encodings deep. Nothing else in the
-buffer is touched, so the cost is that of the literal search.
+One Aho-Corasick pass looks for the marker `T3BlbkFJ` and its encoded forms (`encodings`); on a
+clean file that pass is the whole cost. At a plain marker the key around it is read off by its
+anatomy (`keys`); at an encoded one a window around it is decoded and searched again, up to
+MAX_DEPTH encodings deep.
+
+Hostile input (a marker or an encoded marker every few bytes) must not cost more than a clean
+file of the same size times a small constant, so no work is done per hit beyond a few
+comparisons:
+- every handler says up to where the hits of its kind need no more work (`coverage`): the
+  hits inside a run already read, or a window already asked for, are skipped;
+- a key is a run of at least MIN_KEY_RUN key characters, and its encoded forms are runs too:
+  the long runs are found once, left to right, and hits outside them are skipped in bulk;
+- windows are merged before they are decoded, so each byte is decoded once per view;
+- when a chunk of the buffer holds many hits, each kind is searched on its own, in chunks that
+  start where its coverage ends, so skipped hits are never even listed.
+The decoded bytes are also counted against a budget proportional to the buffer: a safety net
+that real input never reaches. When it is reached, `search` says so, and the scan is reported
+incomplete rather than clean.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 import ahocorasick_rs
 
-from keysentry.scanner.encodings import NEEDLES, Codec, Decoded, decodings_around
+from keysentry.scanner.encodings import (
+    NEEDLES,
+    Codec,
+    Decoded,
+    Kind,
+    base64_views,
+    could_hold_escaped_key,
+    hex_views,
+    unescaped,
+    utf16_views,
+)
 from keysentry.scanner.keys import (
     BASE64URL,
     MARKER,
@@ -24,15 +51,75 @@ from keysentry.scanner.keys import (
     classify,
 )
 
-MAX_DEPTH = 3
+# Encodings peeled off at most: UTF-16, then an escape layer, then base64 inside base64.
+MAX_DEPTH = 4
+
+# Decoded bytes allowed per buffer, counted over every depth: a safety net, far above what a
+# real file decodes (only windows around encoded markers are decoded at all).
+BUDGET_PER_BYTE = 64
+BUDGET_FLOOR = 1 << 20
+
+_INF = 1 << 62
+# The shortest key: `sk-`, two halves of MIN_HALF, the marker.
+MIN_KEY_RUN = 3 + 2 * MIN_HALF + len(MARKER)
+_KEY_REACH = MAX_PREFIX + 2 * MAX_HALF + len(MARKER)  # the longest key
+# How far before its marker a key's `sk-` is: at least `sk-` and a half, at most the longest
+# prefix and a half.
+_SK_LEAST, _SK_REACH = 3 + MIN_HALF, MAX_PREFIX + MAX_HALF
+# How far an encoded key can reach from an encoded marker, in encoded characters.
+_REACH_BASE64 = 640  # base64 of base64 of the longest key, with room to spare
+_REACH_WRAPPED = 720  # the same plus its line breaks
+_REACH_HEX = 2 * _KEY_REACH + 16
+_REACH_ESCAPED = 6 * _KEY_REACH + 64  # `\u002d`, `&#x2d;`: six characters for one
+_REACH_UTF16 = 2 * _REACH_ESCAPED  # an escaped key in UTF-16 text
+# Each window looks this far past the hit that asked for it, so that a run of hits shares one.
+_LOOKAHEAD = 1 << 14
+# Merged windows are decoded in chunks of this size (overlapping by twice the reach).
+_CHUNK = 1 << 16
+_EDGE_MARGIN = 16  # see _View.near_cut_edge
 
 # Leftmost-first enables the library's SIMD prefilter (about 10x faster than the standard match
-# kind here); the needles never overlap one another in text, so no hit is lost.
-_SEARCH = ahocorasick_rs.BytesAhoCorasick(
-    [n.pattern for n in NEEDLES], matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
-)
+# kind here).
+_LEFTMOST = ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
+_SEARCH = ahocorasick_rs.BytesAhoCorasick([n.pattern for n in NEEDLES], matchkind=_LEFTMOST)
+_LONGEST = max(len(n.pattern) for n in NEEDLES)
+_PER_KIND = {
+    kind: ahocorasick_rs.BytesAhoCorasick(
+        [n.pattern for n in NEEDLES if n.kind is kind], matchkind=_LEFTMOST
+    )
+    for kind in Kind
+}
+_KIND_NEEDLES = {kind: [n for n in NEEDLES if n.kind is kind] for kind in Kind}
+_KIND_LONGEST = {kind: max(len(n.pattern) for n in NEEDLES if n.kind is kind) for kind in Kind}
+# A search chunk with more hits than this switches the buffer to the per-kind search.
+_SEARCH_CHUNK = 1 << 13
+_DENSE = 64
+# Per kind, chunks start small after a hit and grow while empty; once a kind has had hits, only
+# up to a size whose listing costs little even when it runs into a dense stretch.
+_FIRST_KIND_CHUNK = 256
+_LAST_KIND_CHUNK = 4096
+
 _RUN = re.compile(rb"[A-Za-z0-9_-]*")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+_DASH = ord("-")
+
+
+class _RunClass(NamedTuple):
+    """A character class whose long runs hold the keys (or their encoded forms)."""
+
+    table: bytes  # bytes.translate table: 1 for a character of the class, 0 otherwise
+    least: int  # the shortest run that can hold a key
+
+
+def _run_class(characters: bytes, least: int) -> _RunClass:
+    return _RunClass(bytes(int(c in characters) for c in range(256)), least)
+
+
+_ALPHANUMERIC = bytes(sorted(BASE64URL - frozenset(b"-_")))
+_KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_RUN)
+_BASE64_RUNS = _run_class(_ALPHANUMERIC + b"+/_-", 4 * MIN_KEY_RUN // 3 - 2)
+_WRAPPED_RUNS = _run_class(_ALPHANUMERIC + b"+/_-\r\n", 4 * MIN_KEY_RUN // 3 - 2)
+_HEX_RUNS = _run_class(b"0123456789abcdefABCDEF", 2 * MIN_KEY_RUN)
 
 
 class Match(NamedTuple):
@@ -52,40 +139,415 @@ class Match(NamedTuple):
         )
 
 
-def detect(data: bytes, depth: int = 0) -> list[Match]:
-    """Every OpenAI key in `data`, once each, in order of position."""
-    hits = _SEARCH.find_matches_as_indexes(data)
-    if not hits:
+class Detection(NamedTuple):
+    matches: list[Match]
+    incomplete: str | None  # why part of the buffer was not searched, or None
+
+
+def detect(data: bytes) -> list[Match]:
+    """Every OpenAI key in `data`, once each, in order of position. Where the decoding budget
+    was reached (never on real input) the rest goes unsearched: callers that must not miss a
+    key use `search`, which says so."""
+    return search(data).matches
+
+
+def search(data: bytes) -> Detection:
+    """Every OpenAI key in `data`, and whether all of it was searched."""
+    budget = _Budget(BUDGET_PER_BYTE * len(data) + BUDGET_FLOOR)
+    matches = _Pass(data, 0, budget).run()
+    reason = None
+    if budget.exhausted:
+        reason = f"hostile input: decoding stopped after {budget.limit} bytes"
+    return Detection(matches, reason)
+
+
+class _Budget:
+    def __init__(self, limit: int) -> None:
+        self.limit = self.left = limit
+        self.exhausted = False
+
+    def take(self, size: int) -> bool:
+        if size > self.left:
+            self.exhausted = True
+            return False
+        self.left -= size
+        return True
+
+
+class _Runs:
+    """The long runs of one character class, found left to right, each once. The buffer is
+    translated to 0s and 1s once, so that a run is a `bytes.find` of 1s: C speed, however
+    many hits there are."""
+
+    def __init__(self, data: bytes, runs: _RunClass) -> None:
+        self._data, self._runs = data, runs
+        self._flags = b""
+        self._start = self._end = -1
+
+    def around(self, pos: int) -> tuple[int, int]:
+        """The long run that holds `pos`, else the next one (its start is past `pos`).
+        Positions must not decrease from call to call."""
+        if self._end <= pos:
+            if not self._flags:
+                self._flags = self._data.translate(self._runs.table)
+            self._start, self._end = self._run_from(self._flags, pos)
+        return self._start, self._end
+
+    def holds_long_run(self, lo: int, hi: int) -> bool:
+        if not self._flags:
+            self._flags = self._data.translate(self._runs.table)
+        return self._flags.find(b"\1" * self._runs.least, lo, hi) >= 0
+
+    def _run_from(self, flags: bytes, pos: int) -> tuple[int, int]:
+        if pos >= len(flags):
+            return _INF, _INF
+        start = end = pos
+        if flags[pos]:  # the run that holds `pos`, if it is long
+            start = flags.rfind(b"\0", 0, pos) + 1
+            end = flags.find(b"\0", pos)
+            end = len(flags) if end < 0 else end
+            if end - start >= self._runs.least:
+                return start, end
+        start = flags.find(b"\1" * self._runs.least, end)
+        if start < 0:
+            return _INF, _INF
+        end = flags.find(b"\0", start)
+        return start, len(flags) if end < 0 else end
+
+
+class _Introducers:
+    """Where the escapes are (`\\`, `%`, `&#`): the nearest before a position and the first
+    after it. Positions must not decrease from call to call."""
+
+    _PATTERNS = (b"\\", b"%", b"&#")
+
+    def __init__(self, data: bytes, reach: int) -> None:
+        self._data, self._reach = data, reach
+        self._next: list[int | None] = [None] * len(self._PATTERNS)
+        self._prev = [-_INF] * len(self._PATTERNS)
+
+    def around(self, pos: int) -> tuple[int, int]:
+        prev, after = -_INF, _INF
+        for i, pattern in enumerate(self._PATTERNS):
+            upcoming = self._next[i]
+            if upcoming is None or upcoming < pos:
+                floor = max(0, pos - self._reach)
+                if upcoming is not None:
+                    floor = max(floor, upcoming)
+                    self._prev[i] = upcoming
+                before = self._data.rfind(pattern, floor, pos)
+                if before >= 0:
+                    self._prev[i] = before
+                found = self._data.find(pattern, pos)
+                upcoming = self._next[i] = _INF if found < 0 else found
+            prev, after = max(prev, self._prev[i]), min(after, upcoming)
+        return prev, after
+
+
+class _Pass:
+    """One buffer at one depth: search, collect windows, decode them, recurse."""
+
+    def __init__(self, data: bytes, depth: int, budget: _Budget) -> None:
+        self.data, self.depth, self.budget = data, depth, budget
+        self.found: dict[tuple[int, bytes], Match] = {}
+        self.coverage = [0] * len(Kind)
+        self.windows: dict[str, list[_Window]] = {
+            "base64": [],
+            "wrapped": [],
+            "hex": [],
+            "escaped": [],
+            "utf16": [],
+        }
+        self.key_runs = _Runs(data, _KEY_RUNS)
+        self.base64_runs = _Runs(data, _BASE64_RUNS)
+        self.wrapped_runs = _Runs(data, _WRAPPED_RUNS)
+        self.hex_runs = _Runs(data, _HEX_RUNS)
+        self.introducers: dict[Kind, _Introducers] = {}
+        self.decoding = depth < MAX_DEPTH
+        self._next_sk = -_INF
+        self.handlers: dict[Kind, Callable[[int, int], int]] = {
+            Kind.PLAIN: self._plain,
+            Kind.BASE64: self._base64,
+            Kind.HEX: self._hex,
+            Kind.ESCAPED: self._escaped,
+            Kind.UTF16: self._utf16,
+        }
+
+    def run(self) -> list[Match]:
+        self._search()
+        if self.decoding:
+            self._decode_windows()
+        return sorted(self.found.values(), key=lambda m: (m.start, m.end))
+
+    # --- the search -----------------------------------------------------------------------
+
+    def _search(self) -> None:
+        data, size = self.data, len(self.data)
+        view = memoryview(data)
+        pos = 0
+        while pos < size:
+            end = min(size, pos + _SEARCH_CHUNK)
+            hits = _SEARCH.find_matches_as_indexes(view[pos:end])
+            if len(hits) > _DENSE:
+                for kind in Kind:
+                    self._search_kind(kind, view, pos)
+                return
+            for index, start, _ in hits:
+                needle = NEEDLES[index]
+                self._hit(needle.kind, pos + start, needle.phase)
+            if end == size:
+                return
+            pos = end - _LONGEST + 1
+
+    def _search_kind(self, kind: Kind, view: memoryview, pos: int) -> None:
+        """The hits of one kind from `pos` on, in chunks that start where its coverage ends:
+        hits already covered are never listed."""
+        automaton, longest = _PER_KIND[kind], _KIND_LONGEST[kind]
+        needles, coverage = _KIND_NEEDLES[kind], self.coverage
+        size, chunk, largest = len(view), _FIRST_KIND_CHUNK, _SEARCH_CHUNK
+        while pos < size:
+            end = min(size, pos + chunk)
+            hits = automaton.find_matches_as_indexes(view[pos:end])
+            for index, start, _ in hits:
+                if pos + start >= coverage[kind]:
+                    self._hit(kind, pos + start, needles[index].phase)
+            if end == size:
+                return
+            if hits:
+                chunk, largest = _FIRST_KIND_CHUNK, _LAST_KIND_CHUNK
+            else:
+                chunk = min(4 * chunk, largest)
+            pos = max(end - longest + 1, self.coverage[kind])
+
+    def _hit(self, kind: Kind, at: int, phase: int) -> None:
+        if at < self.coverage[kind] or (kind is not Kind.PLAIN and not self.decoding):
+            return
+        self.coverage[kind] = max(at + 1, self.handlers[kind](at, phase))
+
+    # --- the handlers: each returns up to where hits of its kind need no more work ---------
+
+    def _plain(self, marker: int, _: int) -> int:
+        sk = self._sk_from(marker - _SK_REACH)
+        start, end = self.key_runs.around(marker)
+        if sk > marker - _SK_LEAST:
+            covered = sk + _SK_LEAST  # a key's `sk-` is in reach before its marker
+        elif start > marker:
+            covered = start  # in a short run: no key here, nor until the next long run
+        else:
+            self._keys_in_run(end)
+            covered = end
+        if self.decoding:
+            covered = min(covered, self._escapes_near(Kind.PLAIN, marker))
+        return covered
+
+    def _sk_from(self, pos: int) -> int:
+        """The first `sk-` at or after `pos`. Positions must not decrease from call to call."""
+        if self._next_sk < pos:
+            found = self.data.find(b"sk-", max(0, pos))
+            self._next_sk = _INF if found < 0 else found
+        return self._next_sk
+
+    def _keys_in_run(self, end: int) -> None:
+        """The key that ends where the long run ending at `end` ends, if there is one: only a
+        marker near the run's end can be its, and it starts with `sk-`."""
+        data = self.data
+        if data.find(b"sk-", max(0, end - _KEY_REACH - 8), end - MIN_KEY_RUN + 3) < 0:
+            return
+        last = end - MIN_HALF
+        marker = data.find(MARKER, max(0, end - MAX_HALF - len(MARKER)), last)
+        while marker >= 0:
+            before = 2 * marker + len(MARKER) - end - 1  # where the prefix's last `-` must be
+            if before >= 0 and data[before] == _DASH:
+                match = _key_at(data, marker)
+                if match is not None:
+                    self.found.setdefault((match.start, match.key), match)
+            marker = data.find(MARKER, marker + 1, last)
+
+    def _base64(self, hit: int, phase: int) -> int:
+        covered = self._escapes_near(Kind.BASE64, hit)
+        line = self.base64_runs.around(hit)
+        wrapped = self.wrapped_runs.around(hit)
+        if wrapped[0] <= hit and wrapped != line:
+            # Lines of base64: the wrapped windows are read both joined and line by line.
+            in_lines = self._window_in_run("wrapped", hit, wrapped, _REACH_WRAPPED)
+            return min(covered, in_lines)
+        groups = 1 << (hit - phase) % 4
+        return min(covered, self._window_in_run("base64", hit, line, _REACH_BASE64, groups))
+
+    def _hex(self, hit: int, _: int) -> int:
+        return self._window_in_run("hex", hit, self.hex_runs.around(hit), _REACH_HEX)
+
+    def _escaped(self, hit: int, _: int) -> int:
+        return self._window("escaped", hit, _REACH_ESCAPED)
+
+    def _utf16(self, hit: int, _: int) -> int:
+        return self._window("utf16", hit, _REACH_UTF16)
+
+    def _escapes_near(self, kind: Kind, hit: int) -> int:
+        """Asks for an escaped window when an escape is near the hit (a key with `-` written
+        `\\u002d`, base64 with `/` written `\\/`)."""
+        if kind not in self.introducers:
+            self.introducers[kind] = _Introducers(self.data, _REACH_ESCAPED)
+        prev, after = self.introducers[kind].around(hit)
+        if hit - prev <= _REACH_ESCAPED or after - hit <= _REACH_ESCAPED:
+            return self._window("escaped", hit, _REACH_ESCAPED)
+        return after - _REACH_ESCAPED
+
+    def _window(self, family: str, hit: int, reach: int) -> int:
+        lo, hi = max(0, hit - reach), hit + reach + _LOOKAHEAD
+        self.windows[family].append(_Window(lo, hi, lo == 0, hi >= len(self.data)))
+        return hit + _LOOKAHEAD
+
+    def _window_in_run(
+        self, family: str, hit: int, run: tuple[int, int], reach: int, groups: int = 0b1111
+    ) -> int:
+        start, end = run
+        if start > hit:
+            return start
+        lo, hi = max(start, hit - reach), min(end, hit + reach + _LOOKAHEAD)
+        self.windows[family].append(_Window(lo, hi, lo == start, hi == end, groups))
+        return end if hi == end else hit + _LOOKAHEAD
+
+    # --- decoding -------------------------------------------------------------------------
+
+    def _decode_windows(self) -> None:
+        data, size = self.data, len(self.data)
+        views: list[_View] = []
+        for lo, hi, edges, groups in _chunks(self.windows["base64"], _REACH_BASE64, size):
+            views += [_View(v, hi - lo, edges) for v in base64_views(data, lo, hi, False, groups)]
+        for lo, hi, edges, _ in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
+            views += [_View(v, hi - lo, edges) for v in base64_views(data, lo, hi, True)]
+            if self.base64_runs.holds_long_run(lo, hi):  # a line that can hold a key alone
+                views += [_View(v, hi - lo, edges) for v in base64_views(data, lo, hi, False)]
+        for lo, hi, edges, _ in _chunks(self.windows["hex"], _REACH_HEX, size):
+            views += [_View(v, hi - lo, edges) for v in hex_views(data, lo, hi)]
+        for lo, hi, edges, _ in _chunks(self.windows["utf16"], _REACH_UTF16, size):
+            views += [_View(v, hi - lo, edges) for v in utf16_views(data, lo, hi)]
+        if self.depth == 0:
+            views += [_View(v, size, (False, False)) for v in _utf16_text(data)]
+        for lo, hi, edges, _ in _chunks(self.windows["escaped"], _REACH_ESCAPED, size):
+            if could_hold_escaped_key(data[lo:hi]):
+                bulk = unescaped(data, lo, hi)
+                view = Decoded(bulk.fast, bulk.codec, lambda s, e: (s, e))
+                views.append(_View(view, hi - lo, edges, bulk.by_tokens))
+        self._search_views(views)
+
+    def _search_views(self, views: list[_View]) -> None:
+        """Searches the decoded views, many small ones in one pass: they are joined with a
+        NUL between them, which no key or encoded key runs across."""
+        batch: list[_View] = []
+        size = 0
+        for view in views:
+            if not self.budget.take(view.cost):
+                break
+            batch.append(view)
+            size += len(view.decoded.data) + 1
+            if size >= _CHUNK:
+                self._search_batch(batch)
+                batch, size = [], 0
+        if batch:
+            self._search_batch(batch)
+
+    def _search_batch(self, batch: list[_View]) -> None:
+        joined = b"\0".join(v.decoded.data for v in batch)
+        starts = list(itertools.accumulate((len(v.decoded.data) + 1 for v in batch), initial=0))
+        for inner in _Pass(joined, self.depth + 1, self.budget).run():
+            index = bisect.bisect_right(starts, inner.start) - 1
+            view, offset = batch[index], starts[index]
+            local = inner._replace(start=inner.start - offset, end=inner.end - offset)
+            if local.end > len(view.decoded.data) or view.near_cut_edge(local):
+                continue  # across two views, or cut: found whole in the next chunk
+            if view.by_tokens is not None:
+                self._add_unescaped(view, local)
+            else:
+                self._add_outer(local, view.decoded)
+
+    def _add_unescaped(self, view: _View, local: Match) -> None:
+        """Only the token decoder can locate a match in an escaped window; where the bulk
+        decoder read a corner of it differently, the token decoder's reading is searched."""
+        assert view.by_tokens is not None
+        exact = view.by_tokens()._replace(codec=view.decoded.codec)
+        if exact.data == view.decoded.data:
+            self._add_outer(local, exact)
+            return
+        for inner in _Pass(exact.data, self.depth + 1, self.budget).run():
+            if not view._replace(decoded=exact).near_cut_edge(inner):
+                self._add_outer(inner, exact)
+
+    def _add_outer(self, inner: Match, view: Decoded) -> None:
+        start, end = view.locate(inner.start, inner.end)
+        encoding = (view.codec, *inner.encoding)
+        match = Match(start, end, inner.key, inner.classified, encoding)
+        self.found.setdefault((match.start, match.key), match)
+
+
+class _View(NamedTuple):
+    """A decoded window, what decoding it cost, and whether its ends were cut out of longer
+    text; escaped windows also carry their token decoder."""
+
+    decoded: Decoded
+    cost: int
+    cut: tuple[bool, bool]
+    by_tokens: Callable[[], Decoded] | None = None
+
+    def near_cut_edge(self, match: Match) -> bool:
+        """A match this close to a cut end may be glued to what was cut off: it is dropped
+        there and found whole in the neighbouring chunk."""
+        cut_lo, cut_hi = self.cut
+        near_hi = match.end > len(self.decoded.data) - _EDGE_MARGIN
+        return (cut_lo and match.start < _EDGE_MARGIN) or (cut_hi and near_hi)
+
+
+def _utf16_text(data: bytes) -> list[Decoded]:
+    """The whole buffer as UTF-16 text when it looks like it (NUL in many high bytes, few
+    low ones: Windows exports, PowerShell output, with or without a BOM), so that every
+    encoding inside it is found, not only plain keys (which the UTF-16 needles find in any
+    buffer)."""
+    if len(data) < 64:
         return []
-    found: dict[tuple[int, bytes], Match] = {}
-    for index, start, _ in hits:
-        needle = NEEDLES[index]
-        if needle.codec is None:
-            match = _key_at(data, start)
-            if match is not None:
-                found.setdefault((match.start, match.key), match)
-        elif depth < MAX_DEPTH:
-            for match in _decoded_keys(data, start, index, depth):
-                found.setdefault((match.start, match.key), match)
-    return sorted(found.values(), key=lambda m: (m.start, m.end))
+    even_nuls, odd_nuls = data[0::2].count(0), data[1::2].count(0)
+    units = len(data) // 2
+    if odd_nuls >= units // 4 and even_nuls <= units // 16:
+        codec = Codec.UTF16LE
+    elif even_nuls >= units // 4 and odd_nuls <= units // 16:
+        codec = Codec.UTF16BE
+    else:
+        return []
+    return [v for v in utf16_views(data, 0, len(data)) if v.codec is codec]
 
 
-def _decoded_keys(data: bytes, hit: int, needle_index: int, depth: int) -> list[Match]:
-    needle = NEEDLES[needle_index]
-    assert needle.codec is not None
-    for decoded in decodings_around(data, hit, needle):
-        inner_matches = detect(decoded.data, depth + 1)
-        if inner_matches:
-            return [_outer(inner, decoded, needle.codec) for inner in inner_matches]
-    return []
+class _Window(NamedTuple):
+    lo: int
+    hi: int
+    lo_is_edge: bool  # the start of the buffer or of the run: what is before is not glued on
+    hi_is_edge: bool
+    groups: int = 0b1111  # base64 on one line: where groups may start (see base64_views)
 
 
-def _outer(inner: Match, decoded: Decoded, codec: Codec) -> Match:
-    """`inner`, found in decoded bytes, placed in the buffer they were decoded from."""
-    origins = decoded.origins
-    end = origins[inner.end] if inner.end < len(origins) else decoded.end
-    encoding = (codec, *inner.encoding)
-    return Match(origins[inner.start], end, inner.key, inner.classified, encoding)
+def _chunks(
+    windows: Iterable[_Window], reach: int, size: int
+) -> Iterator[tuple[int, int, tuple[bool, bool], int]]:
+    """The windows merged where they overlap, cut into chunks that overlap by twice `reach`;
+    with each chunk, whether its low and high ends are cut out of longer text."""
+    merged: list[_Window] = []
+    for window in sorted(windows):
+        window = window._replace(hi=min(window.hi, size))
+        if merged and window.lo < merged[-1].hi:
+            last = merged[-1]._replace(groups=merged[-1].groups | window.groups)
+            if window.hi > last.hi:
+                last = last._replace(hi=window.hi, hi_is_edge=window.hi_is_edge)
+            merged[-1] = last
+        else:
+            merged.append(window)
+    step = _CHUNK - 2 * reach
+    for lo, hi, lo_is_edge, hi_is_edge, groups in merged:
+        start = lo
+        while True:
+            end = min(hi, start + _CHUNK)
+            yield start, end, (start > lo or not lo_is_edge, end < hi or not hi_is_edge), groups
+            if end == hi:
+                break
+            start += step
 
 
 def _key_at(buf: bytes, marker: int) -> Match | None:

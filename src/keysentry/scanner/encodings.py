@@ -1,19 +1,27 @@
 """The encoded forms of the key marker, and the decoders that run only where one occurs.
 
 A key can sit in a file base64-encoded (Kubernetes Secrets, docker config `auth`, and both at
-once), hex-encoded, percent-encoded or escaped (`\\uXXXX`, `\\xXX`). Each form of the marker
-`T3BlbkFJ` is a literal needle for the one multi-pattern search in `detect`; when a needle hits,
-the run of encoded text around it is decoded and handed back to `detect`, with a map from each
-decoded byte to where it came from.
+once; padded or not; on one line or wrapped), hex-encoded, percent-encoded, escaped (`\\uXXXX`,
+`\\xXX`, HTML `&#NN;`/`&#xHH;`) wholly or only where a serialiser escapes `-`, `/`, `+`, `=`,
+and in UTF-16 text without a byte order mark. Each form of the marker `T3BlbkFJ` is a literal
+needle for the multi-pattern search in `detect`; where one hits, a window of text around it is
+decoded and searched again, and a match in the decoded bytes is located back in the window.
+
+Every decoder here is a bulk operation (binascii, bytes.translate, one regex split): the cost
+of a window is proportional to its size, whatever the window holds.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import bisect
+import codecs
 import enum
+import itertools
 import re
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from keysentry.scanner.keys import MARKER
@@ -24,151 +32,322 @@ class Codec(str, enum.Enum):
     HEX = "hex"
     PERCENT = "percent"
     ESCAPE = "escape"
+    UTF16LE = "utf-16-le"
+    UTF16BE = "utf-16-be"
+
+
+class Kind(enum.IntEnum):
+    """What a needle hit asks for; `detect` has one handler per kind."""
+
+    PLAIN = 0
+    BASE64 = 1
+    HEX = 2
+    ESCAPED = 3
+    UTF16 = 4
 
 
 class Needle(NamedTuple):
     pattern: bytes
-    codec: Codec | None  # None: the plain marker
+    kind: Kind
     phase: int = 0  # base64: where the pattern's first character sits in its 4-character group
 
 
 class Decoded(NamedTuple):
+    """Bytes decoded from a window of a buffer, and how to find where they came from."""
+
     data: bytes
-    origins: list[int]  # origins[i]: offset in the encoded buffer that decoded byte i came from
-    end: int  # where the decoded run ends in the encoded buffer
+    codec: Codec
+    locate: Callable[[int, int], tuple[int, int]]  # decoded span -> span in the buffer
 
 
-def _base64_forms(text: bytes) -> Iterator[tuple[bytes, int]]:
+def _base64_forms(text: bytes) -> list[tuple[bytes, int]]:
     """The characters of base64(text) that do not depend on the bytes around it, for each of
-    the three alignments `text` can have, with the phase of their first character."""
+    the three alignments `text` can have (standard and URL-safe alphabets), with the phase of
+    their first character."""
+    forms = []
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + text)
         first = -(-8 * shift // 6)  # the first character made only of `text`'s bits
         last = 8 * (shift + len(text)) // 6
         stable = encoded[first:last]
-        yield stable, first % 4
+        forms.append((stable, first % 4))
         urlsafe = stable.translate(bytes.maketrans(b"+/", b"-_"))
         if urlsafe != stable:
-            yield urlsafe, first % 4
+            forms.append((urlsafe, first % 4))
+    return forms
+
+
+def _case_variants(text: str) -> list[str]:
+    options = [(c.lower(), c.upper()) if c.isalpha() else (c,) for c in text]
+    return sorted({"".join(p) for p in itertools.product(*options)})
 
 
 def _build_needles() -> tuple[Needle, ...]:
-    needles = [Needle(MARKER, None)]
-    once = list(_base64_forms(MARKER))
-    needles += [Needle(p, Codec.BASE64, phase) for p, phase in once]
+    needles = [Needle(MARKER, Kind.PLAIN)]
+    once = _base64_forms(MARKER)
     # Base64 inside base64: a docker config's `auth` inside a Kubernetes `.dockerconfigjson`.
-    needles += [
-        Needle(p2, Codec.BASE64, phase2) for p1, _ in once for p2, phase2 in _base64_forms(p1)
-    ]
+    twice = [form for p1, _ in once for form in _base64_forms(p1)]
+    full = once + twice
+    needles += [Needle(p, Kind.BASE64, phase) for p, phase in full]
+    # Wrapped base64 can break a line inside an encoded marker; one of its halves is then
+    # whole on one line. The halves come after the full forms: at the same position the
+    # leftmost-first search prefers the full form.
+    for form, phase in full:
+        middle = len(form) // 2
+        needles.append(Needle(form[:middle], Kind.BASE64, phase))
+        needles.append(Needle(form[middle:], Kind.BASE64, (phase + middle) % 4))
     hex_lower = binascii.hexlify(MARKER)
-    needles += [Needle(hex_lower, Codec.HEX), Needle(hex_lower.upper(), Codec.HEX)]
-    # `T3B` is all digits once escaped; the fourth character's hex digit may be either case.
-    needles.append(Needle(b"%54%33%42%6", Codec.PERCENT))
-    needles.append(Needle(b"\\u0054\\u0033\\u0042\\u006", Codec.ESCAPE))
-    needles.append(Needle(b"\\x54\\x33\\x42\\x6", Codec.ESCAPE))
+    needles += [Needle(hex_lower, Kind.HEX), Needle(hex_lower.upper(), Kind.HEX)]
+    # Wholly escaped: `T3B` is all digits once escaped; the fourth character (`l`, 0x6c) may be
+    # written in either case, so the needle stops before its last digit.
+    for pattern in (
+        b"%54%33%42%6",
+        b"\\u0054\\u0033\\u0042\\u006",
+        b"\\x54\\x33\\x42\\x6",
+        b"&#84;&#51;&#66;&#108;",
+        b"&#x54;&#x33;&#x42;&#x6",
+        b"&#X54;&#X33;&#X42;&#X6",
+    ):
+        needles.append(Needle(pattern, Kind.ESCAPED))
+    needles.append(Needle(MARKER.decode().encode("utf-16-le"), Kind.UTF16))
+    needles.append(Needle(MARKER.decode().encode("utf-16-be"), Kind.UTF16))
     unique = {n.pattern: n for n in needles}
     return tuple(unique.values())
 
 
 NEEDLES = _build_needles()
 
-# How far an encoded key can reach on either side of its marker: the longest key is about
-# 256 characters, times each encoding's growth, plus slack for line breaks.
-_REACH = {Codec.BASE64: 640, Codec.HEX: 640, Codec.PERCENT: 960, Codec.ESCAPE: 1920}
+# --- base64 -------------------------------------------------------------------------------
 
-_RUNS = {
-    Codec.BASE64: re.compile(rb"[A-Za-z0-9+/_=-]*"),
-    Codec.HEX: re.compile(rb"[0-9A-Fa-f]*"),
-    Codec.PERCENT: re.compile(rb"[A-Za-z0-9._~%+-]*"),
-    Codec.ESCAPE: re.compile(rb"[A-Za-z0-9_\\-]*"),
-}
-
-# Base64 wrapped in lines (`base64` wraps at 76 columns) is tried only when the line alone
-# holds no key: letters after a line break would otherwise be decoded as part of the value.
-_WRAPPED_BASE64 = re.compile(rb"[A-Za-z0-9+/_=\r\n-]*")
-
-_HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
-_SIMPLE_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("\\"): 92, ord("/"): 47}
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_LINE_BREAKS = re.compile(rb"\r?\n|\r")
 
 
-def _run_around(
-    buf: bytes, start: int, end: int, run: re.Pattern[bytes], reach: int
-) -> tuple[int, int]:
-    """The run of `run`'s characters that contains buf[start:end], at most `reach` wide."""
-    left = buf[max(0, start - reach) : start][::-1]
-    left_len = run.match(left)
-    right = run.match(buf, end, end + reach)
-    assert left_len is not None and right is not None  # `*` always matches
-    return start - left_len.end(), right.end()
+def base64_views(
+    buf: bytes, lo: int, hi: int, joined: bool, groups: int = 0b1111
+) -> Iterator[Decoded]:
+    """`buf[lo:hi]` (a run of base64 characters, maybe over several lines) decoded with its
+    4-character groups starting at each of the four offsets it can have: `joined`, the lines
+    as one value (wrapped base64); else each line as a value of its own. On a single line,
+    `groups` can narrow the offsets: bit k set, a group may start where `buf` offset mod 4 is
+    k."""
+    window = buf[lo:hi]
+    if joined:
+        chars = window.translate(None, b"\r\n")
+        position = _stripped_positions(window, lo, 0)
+    elif b"\n" in window or b"\r" in window:
+        # Each line break becomes `////`: a whole group at the offset where the next line's
+        # value starts; it decodes to 0xFF bytes, which end any key, and puts no key bits into
+        # the byte after a key's last one (an encoder's padding bits are zeros).
+        chars = window.replace(b"\r\n", _SEPARATOR).replace(b"\n", _SEPARATOR)
+        chars = chars.replace(b"\r", _SEPARATOR)
+        position = _stripped_positions(window, lo, len(_SEPARATOR))
+    else:
+        chars = window
+        position = lo.__add__
+        groups = sum(1 << first for first in range(4) if groups >> (lo + first) % 4 & 1)
+    standard = chars.translate(_TO_STANDARD)
+    for first in range(4):
+        if not groups >> first & 1:
+            continue
+        body = standard[first:]
+        if len(body) % 4 == 1:
+            body = body[:-1]
+        data = binascii.a2b_base64(body + b"=" * (-len(body) % 4))
+        yield Decoded(data, Codec.BASE64, _base64_locator(first, len(chars), position))
 
 
-def decodings_around(buf: bytes, hit: int, needle: Needle) -> Iterator[Decoded]:
-    """The ways to decode the encoded run around a needle hit at `hit`, best first."""
-    codec = needle.codec
-    assert codec is not None
-    end = hit + len(needle.pattern)
-    lo, hi = _run_around(buf, hit, end, _RUNS[codec], _REACH[codec])
-    if codec is Codec.BASE64:
-        for first_lo, first_hi in ((lo, hi), _run_around(buf, hit, end, _WRAPPED_BASE64, 800)):
-            decoded = _decode_base64(buf, first_lo, first_hi, hit, needle.phase)
-            if decoded is not None:
-                yield decoded
-    elif codec is Codec.HEX:
-        first = lo + (hit - lo) % 2
+_SEPARATOR = b"////"
+
+
+def _base64_locator(
+    first: int, length: int, position: Callable[[int], int]
+) -> Callable[[int, int], tuple[int, int]]:
+    def locate(start: int, end: int) -> tuple[int, int]:
+        # Byte i is carried by characters 4*(i//3) + i%3 and the one after it.
+        head = first + start // 3 * 4 + start % 3
+        last = first + (end - 1) // 3 * 4 + (end - 1) % 3 + 1
+        return position(head), position(min(last, length - 1)) + 1
+
+    return locate
+
+
+def _stripped_positions(window: bytes, lo: int, inserted: int) -> Callable[[int], int]:
+    """Maps an index in the window with each line break replaced by `inserted` characters to
+    its offset in the buffer; the line breaks are listed only when a match asks."""
+    breaks: list[tuple[int, int]] = []  # (index where a break's replacement ends, shift there)
+    listed = False
+
+    def position(index: int) -> int:
+        nonlocal listed
+        if not listed:
+            shift = 0
+            for found in _LINE_BREAKS.finditer(window):
+                shift += found.end() - found.start() - inserted
+                breaks.append((found.end() - shift, shift))
+            listed = True
+        at = bisect.bisect_right(breaks, (index, 1 << 62)) - 1
+        return lo + index + (breaks[at][1] if at >= 0 else 0)
+
+    return position
+
+
+# --- hex ----------------------------------------------------------------------------------
+
+
+def hex_views(buf: bytes, lo: int, hi: int) -> Iterator[Decoded]:
+    """`buf[lo:hi]` (hex digits) decoded from each of the two digit alignments."""
+    for first in (lo, lo + 1):
         last = first + (hi - first) // 2 * 2
         data = bytes.fromhex(buf[first:last].decode("ascii"))
-        yield Decoded(data, list(range(first, last, 2)), last)
-    else:
-        yield _unescape(buf, lo, hi, codec)
+        yield Decoded(data, Codec.HEX, _strided_locator(first, 2))
 
 
-def _decode_base64(buf: bytes, lo: int, hi: int, hit: int, phase: int) -> Decoded | None:
-    # Line breaks may wrap the encoding (`base64` wraps at 76); keep each character's origin.
-    positions = [i for i in range(lo, hi) if buf[i] not in b"\r\n"]
-    chars = bytes(buf[i] for i in positions)
-    at = positions.index(hit)
-    group = at - phase
-    # An `=` ends one encoded value; a run may hold several (`a==b==`), so stay inside ours.
-    before = chars.rfind(b"=", 0, at)
-    base = before + 1
-    first = base + (group - base) % 4
-    pad = chars.find(b"=", at)
-    if pad < 0:
-        stop = first + (len(chars) - first) // 4 * 4
-    else:  # up to the end of the group that holds the padding
-        stop = min(len(chars), first + (pad - first) // 4 * 4 + 4)
-    body = chars[first:stop].rstrip(b"=").translate(bytes.maketrans(b"-_", b"+/"))
-    try:
-        data = base64.b64decode(body + b"=" * (-len(body) % 4))
-    except binascii.Error:
+def _strided_locator(first: int, width: int) -> Callable[[int, int], tuple[int, int]]:
+    def locate(start: int, end: int) -> tuple[int, int]:
+        return first + width * start, first + width * end
+
+    return locate
+
+
+# --- UTF-16 -------------------------------------------------------------------------------
+
+# A code unit whose other byte is not NUL is not ASCII: it decodes to 0xFF, never a key byte.
+_NONZERO_TO_FF = bytes([0] + [0xFF] * 255)
+
+
+def utf16_views(buf: bytes, lo: int, hi: int) -> Iterator[Decoded]:
+    """`buf[lo:hi]` read as UTF-16 LE and BE in code units that start at even offsets of
+    `buf`, one byte per code unit: ASCII as itself, anything else as 0xFF.
+
+    ASCII text in UTF-16 reads the same in LE from one offset and in BE from the next, so
+    each parity of the characters is read once: the way a file that starts at offset 0 is."""
+    first = lo + lo % 2
+    units = buf[first : first + (hi - first) // 2 * 2]
+    for codec, low, high in ((Codec.UTF16LE, 0, 1), (Codec.UTF16BE, 1, 0)):
+        mask = units[high::2].translate(_NONZERO_TO_FF)
+        merged = int.from_bytes(units[low::2], "big") | int.from_bytes(mask, "big")
+        yield Decoded(merged.to_bytes(len(mask), "big"), codec, _strided_locator(first, 2))
+
+
+# --- escapes ------------------------------------------------------------------------------
+
+# One token is one decoded byte: `%XX`, `\xXX`, `\uXXXX`, the one-letter escapes, and HTML
+# numeric references of up to three decimal or two hex digits.
+_TOKEN = re.compile(
+    rb"(%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\[nrtbf/\\\"']"
+    rb"|&#[0-9]{1,3};|&#[xX][0-9A-Fa-f]{1,2};)"
+)
+_SIMPLE = {b"n": 10, b"r": 13, b"t": 9, b"b": 8, b"f": 12, b"/": 47, b"\\": 92, b'"': 34, b"'": 39}
+_NOT_ASCII = b"\xff"
+
+
+def _token_table() -> dict[bytes, bytes]:
+    table: dict[bytes, bytes] = {}
+    for value in range(256):
+        raw, text = bytes((value,)), raw_or_ff(value)
+        for digits in _case_variants(f"{value:02x}"):
+            table[f"%{digits}".encode()] = raw
+            table[f"\\x{digits}".encode()] = raw
+            table[f"\\u00{digits}".encode()] = text
+    for value in range(128):
+        raw = bytes((value,))
+        for width in range(len(str(value)), 4):
+            table[f"&#{value:0{width}d};".encode()] = raw
+        for width in range(len(f"{value:x}"), 3):
+            for digits in _case_variants(f"{value:0{width}x}"):
+                table[f"&#x{digits};".encode()] = raw
+                table[f"&#X{digits};".encode()] = raw
+    for letter, value in _SIMPLE.items():
+        table[b"\\" + letter] = bytes((value,))
+    return table
+
+
+def raw_or_ff(value: int) -> bytes:
+    return bytes((value,)) if value < 0x80 else _NOT_ASCII
+
+
+_TOKENS = _token_table()
+
+# A key cannot be in an escaped window without its `sk` (plain, as serialisers leave letters,
+# or wholly escaped); windows without one are not decoded.
+_SK_FORMS = (b"sk", b"%73%6", b"\\x73\\x6", b"\\u0073\\u006", b"&#115;&#107;", b"&#x73;&#x6")
+
+
+def could_hold_escaped_key(window: bytes) -> bool:
+    return any(form in window for form in _SK_FORMS) or b"&#X73;&#X6" in window
+
+
+class Unescaped(NamedTuple):
+    """An escaped window decoded in bulk (`fast`), and the token decoder that can locate a
+    match in it (`by_tokens`, run only when a match needs locating)."""
+
+    fast: bytes
+    codec: Codec
+    by_tokens: Callable[[], Decoded]
+
+
+def unescaped(buf: bytes, lo: int, hi: int) -> Unescaped:
+    """`buf[lo:hi]` with every escape token replaced by the byte it stands for. The bulk
+    decoders agree with the token decoder on all but odd corners (a `%` before a line break,
+    octal escapes); `detect` checks that they agree before it trusts a location."""
+    window = buf[lo:hi]
+
+    def by_tokens() -> Decoded:
+        return _unescape_by_tokens(window, lo)
+
+    fast = _unescape_in_bulk(window)
+    if fast is None:
+        view = by_tokens()
+        return Unescaped(view.data, view.codec, lambda: view)
+    codec = Codec.ESCAPE if b"\\" in window else Codec.PERCENT
+    return Unescaped(fast, codec, by_tokens)
+
+
+def _unescape_in_bulk(window: bytes) -> bytes | None:
+    """A C-speed decode for a window that holds one family of escapes, or None."""
+    has_backslash, has_percent = b"\\" in window, b"%" in window
+    if b"&#" in window or (has_backslash and has_percent):
         return None
-    origins = [positions[first + i // 3 * 4] for i in range(len(data))]
-    end = positions[min(stop, len(positions)) - 1] + 1
-    return Decoded(data, origins, end)
+    if has_percent:
+        # Quoted-printable is percent-encoding with `=` for `%`.
+        quoted = window.replace(b"=", b"\0").replace(b"%", b"=")
+        return binascii.a2b_qp(quoted).replace(b"\0", b"=")
+    if has_backslash:
+        escaped = window.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                decoded: bytes = codecs.escape_decode(escaped)[0]
+        except ValueError:
+            return None
+        return decoded
+    return window
 
 
-def _unescape(buf: bytes, lo: int, hi: int, codec: Codec) -> Decoded:
-    out = bytearray()
-    origins: list[int] = []
-    i = lo
-    while i < hi:
-        c = buf[i]
-        width, value = 1, bytes((c,))
-        if codec is Codec.PERCENT and c == 0x25 and _is_hex(buf[i + 1 : i + 3], 2):
-            width, value = 3, bytes((int(buf[i + 1 : i + 3], 16),))
-        elif codec is Codec.ESCAPE and c == 0x5C and i + 1 < hi:
-            kind = buf[i + 1]
-            if kind == ord("u") and _is_hex(buf[i + 2 : i + 6], 4):
-                width, value = 6, chr(int(buf[i + 2 : i + 6], 16)).encode("utf-8", "replace")
-            elif kind == ord("x") and _is_hex(buf[i + 2 : i + 4], 2):
-                width, value = 4, bytes((int(buf[i + 2 : i + 4], 16),))
-            elif kind in _SIMPLE_ESCAPES:
-                width, value = 2, bytes((_SIMPLE_ESCAPES[kind],))
-        out += value
-        origins += [i] * len(value)
-        i += width
-    return Decoded(bytes(out), origins, hi)
+def _unescape_by_tokens(window: bytes, lo: int) -> Decoded:
+    parts = _TOKEN.split(window)
+    tokens = parts[1::2]
+    parts[1::2] = map(_TOKENS.get, tokens, itertools.repeat(_NOT_ASCII))
+    data = b"".join(parts)
+    # Piece k starts at decoded[k] in the data and at encoded[k] in the window; literal pieces
+    # map byte for byte, a token maps to its whole width.
+    decoded_starts = [0, *itertools.accumulate(map(len, parts))]
+    encoded_lengths = list(map(len, parts))
+    encoded_lengths[1::2] = map(len, tokens)
+    encoded_starts = [0, *itertools.accumulate(encoded_lengths)]
+    codec = Codec.PERCENT if all(t[:1] == b"%" for t in tokens) else Codec.ESCAPE
 
+    def piece(index: int) -> int:
+        return bisect.bisect_right(decoded_starts, index) - 1
 
-def _is_hex(chunk: bytes, width: int) -> bool:
-    return len(chunk) == width and all(c in _HEX_DIGITS for c in chunk)
+    def locate(start: int, end: int) -> tuple[int, int]:
+        first, last = piece(start), piece(end - 1)
+        head = encoded_starts[first] + (start - decoded_starts[first] if first % 2 == 0 else 0)
+        if last % 2 == 0:
+            tail = encoded_starts[last] + end - decoded_starts[last]
+        else:
+            tail = encoded_starts[last + 1]
+        return lo + head, lo + tail
+
+    return Decoded(data, codec, locate)

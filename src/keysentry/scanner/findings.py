@@ -13,7 +13,8 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from keysentry.errors import InputError
-from keysentry.scanner.detect import Match, detect
+from keysentry.scanner.detect import Match, search
+from keysentry.scanner.encodings import Codec, utf16_views
 from keysentry.scanner.keys import Confidence, KeyKind
 from keysentry.secret import Secret, redact
 
@@ -26,7 +27,14 @@ _ALLOW_NEXT_LINE = b"pragma: allowlist nextline secret"
 
 _NO_PROVENANCE: Mapping[str, Any] = MappingProxyType({})
 
-_BOMS = ((codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"))
+# UTF-32 first: its little-endian BOM starts with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+_WIDE = {Codec.UTF16LE, Codec.UTF16BE}
 
 
 def fingerprint(key: str) -> str:
@@ -81,62 +89,134 @@ class IncompleteBlob(InputError):
         self.path, self.reason, self.findings = path, reason, findings
 
 
-def _utf16_text(data: bytes) -> tuple[bytes, str] | None:
-    """The UTF-8 text of a file that starts with a UTF-16 BOM, and its codec."""
+def _bom_text(data: bytes) -> tuple[bytes, str, int] | None:
+    """The UTF-8 text of a file that starts with a UTF-16 or UTF-32 BOM, its codec and the
+    BOM's length."""
     for bom, codec in _BOMS:
         if data.startswith(bom):
-            return data[len(bom) :].decode(codec, "replace").encode("utf-8"), codec
+            return data[len(bom) :].decode(codec, "replace").encode("utf-8"), codec, len(bom)
     return None
 
 
 def findings_in(blob: Blob, inline_allow: bool = True) -> list[Finding]:
-    """Every key in the blob as a finding, located in the blob's decoded text."""
-    found = []
-    utf16 = _utf16_text(blob.data)
-    if utf16 is not None:
-        text, codec = utf16
-        found = [_finding(blob, text, m, codec, False, inline_allow) for m in detect(text)]
-    # The bytes as they are, too: a file can start with what looks like a BOM and not be UTF-16.
-    matches = detect(blob.data)
-    if matches:
-        binary = b"\0" in blob.data[:8192]
-        found += [_finding(blob, blob.data, m, None, binary, inline_allow) for m in matches]
+    """Every key in the blob as a finding, located in the blob's decoded text.
+
+    Raises IncompleteBlob (carrying the findings made) when the detector's safety bound on
+    decoding was reached, so that part of the blob went unsearched."""
+    found: list[Finding] = []
+    incomplete = []
+    bom = _bom_text(blob.data)
+    if bom is not None:
+        text, codec, bom_length = bom
+        detection = search(text)
+        incomplete.append(detection.incomplete)
+        view = _View(text, inline_allow, codec=codec, bom_length=bom_length)
+        found += [view.finding(blob, m, binary=False) for m in detection.matches]
+    # The bytes as they are, too: a file can start with what looks like a BOM and not be text.
+    detection = search(blob.data)
+    incomplete.append(detection.incomplete)
+    raw = _View(blob.data, inline_allow)
+    wide: dict[Codec, _View] = {}
+    for match in detection.matches:
+        outer = match.encoding[0] if match.encoding else None
+        if outer in _WIDE:
+            if bom is not None and bom[1].startswith("utf-16"):
+                continue  # found in the decoded text already
+            assert outer is not None
+            if outer not in wide:
+                wide[outer] = _View(_units(blob.data, outer), inline_allow, unit=2)
+            view = wide[outer]
+            found.append(view.finding(blob, match, binary=b"\0\0" in view.text[:4096]))
+        else:
+            found.append(raw.finding(blob, match, binary=b"\0" in blob.data[:8192]))
+    reason = next((r for r in incomplete if r), None)
+    if reason is not None:
+        raise IncompleteBlob(blob.path, reason, found)
     return found
 
 
-def _finding(
-    blob: Blob, text: bytes, match: Match, utf16: str | None, binary: bool, inline_allow: bool
-) -> Finding:
-    line_start = text.rfind(b"\n", 0, match.start) + 1
-    line_end = text.find(b"\n", match.end)
-    line_end = len(text) if line_end < 0 else line_end
-    column = len(text[line_start : match.start].decode("utf-8", "replace")) + 1
-    width = len(text[match.start : match.end].decode("utf-8", "replace"))
-    offset = match.start
-    if utf16 is not None:  # the offset in the file as stored: the BOM plus UTF-16 code units
-        offset = 2 + len(text[: match.start].decode("utf-8", "replace").encode(utf16))
-    key = match.key.decode("ascii")
-    allowed = inline_allow and _is_allowed(text, line_start, line_end)
-    return Finding(
-        kind=match.classified.kind,
-        confidence=match.classified.confidence,
-        path=blob.path,
-        line=text.count(b"\n", 0, match.start) + 1,
-        column=column,
-        end_column=column + width,
-        offset=offset,
-        secret=Secret(key, redact(key, match.classified.prefix)),
-        fingerprint=fingerprint(key),
-        encoding=tuple(codec.value for codec in match.encoding),
-        binary=binary,
-        inline_allowed=allowed,
-        provenance=blob.provenance,
-    )
+def _units(data: bytes, codec: Codec) -> bytes:
+    """The blob read as UTF-16 from its start, one byte per code unit (ASCII as itself,
+    anything else as 0xFF): lines and columns of a file without a BOM count code units."""
+    return next(v.data for v in utf16_views(data, 0, len(data)) if v.codec is codec)
 
 
-def _is_allowed(text: bytes, line_start: int, line_end: int) -> bool:
-    line = text[line_start:line_end]
-    if any(marker in line for marker in _INLINE_ALLOW):
-        return True
-    previous_start = text.rfind(b"\n", 0, max(0, line_start - 1)) + 1
-    return line_start > 0 and _ALLOW_NEXT_LINE in text[previous_start:line_start]
+class _View:
+    """Text that matches are located in: the blob's bytes, its BOM-decoded text, or its UTF-16
+    code units. Matches are asked for in order of position, so lines and columns are counted
+    incrementally: a blob with many keys costs one pass, not one pass per key."""
+
+    def __init__(
+        self,
+        text: bytes,
+        inline_allow: bool,
+        codec: str | None = None,
+        bom_length: int = 0,
+        unit: int | None = None,
+    ) -> None:
+        self.text, self.inline_allow = text, inline_allow
+        self.codec, self.bom_length, self.unit = codec, bom_length, unit
+        self._at = self._line_start = self._column = self._stored = 0
+        self._line = 1
+        self._allowed: dict[int, bool] = {}
+
+    def _index(self, offset: int) -> int:
+        return offset if self.unit is None else offset // self.unit
+
+    def _advance(self, index: int) -> None:
+        """Moves the cursor to `index`, counting lines, columns and stored bytes on the way."""
+        text = self.text
+        if index < self._at:  # out of order (nested matches): count from the start again
+            self._at = self._line_start = self._column = self._stored = 0
+            self._line = 1
+        newlines = text.count(b"\n", self._at, index)
+        if newlines:
+            self._line += newlines
+            self._line_start = text.rfind(b"\n", self._at, index) + 1
+            self._column = self._width(self._line_start, index)
+        else:
+            self._column += self._width(self._at, index)
+        if self.codec is not None:
+            piece = text[self._at : index].decode("utf-8", "replace")
+            self._stored += len(piece.encode(self.codec))
+        self._at = index
+
+    def _width(self, start: int, end: int) -> int:
+        if self.unit is not None:
+            return end - start
+        return len(self.text[start:end].decode("utf-8", "replace"))
+
+    def finding(self, blob: Blob, match: Match, binary: bool) -> Finding:
+        start, end = self._index(match.start), self._index(match.end)
+        self._advance(start)
+        width = self._width(start, end)
+        offset = self.bom_length + self._stored if self.codec is not None else match.start
+        key = match.key.decode("ascii")
+        return Finding(
+            kind=match.classified.kind,
+            confidence=match.classified.confidence,
+            path=blob.path,
+            line=self._line,
+            column=self._column + 1,
+            end_column=self._column + 1 + width,
+            offset=offset,
+            secret=Secret(key, redact(key, match.classified.prefix)),
+            fingerprint=fingerprint(key),
+            encoding=tuple(codec.value for codec in match.encoding),
+            binary=binary,
+            inline_allowed=self.inline_allow and self._is_allowed(),
+            provenance=blob.provenance,
+        )
+
+    def _is_allowed(self) -> bool:
+        line_start = self._line_start
+        if line_start not in self._allowed:
+            text = self.text
+            line_end = text.find(b"\n", self._at)
+            line = text[line_start : len(text) if line_end < 0 else line_end]
+            allowed = any(marker in line for marker in _INLINE_ALLOW)
+            previous_start = text.rfind(b"\n", 0, max(0, line_start - 1)) + 1
+            if line_start > 0 and _ALLOW_NEXT_LINE in text[previous_start:line_start]:
+                allowed = True
+            self._allowed[line_start] = allowed
+        return self._allowed[line_start]

@@ -1,0 +1,291 @@
+"""Properties of the detector, held by Hypothesis over every claimed encoding.
+
+- Any key kind, between any delimiters that are not key characters, in any claimed encoding
+  (and the claimed combinations), at any alignment and wrap position, is found once, with its
+  exact span (the characters that carry the key), line and column.
+- Random bytes with needles sprinkled in never crash the detector and stay within its time
+  bound; input without a key never yields a finding.
+
+The default profile keeps this module to seconds; `HYPOTHESIS_PROFILE=long` runs many more
+examples. No example database is written (the repository stays clean); each failure
+Hypothesis found while this was built is kept below as an `@example`.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from keygen import make_key
+from keysentry.scanner.detect import detect, search
+from keysentry.scanner.encodings import NEEDLES
+from keysentry.scanner.findings import Blob, findings_in
+from keysentry.scanner.keys import BASE64URL, FORMATS, MARKER
+
+_LONG = os.environ.get("HYPOTHESIS_PROFILE") == "long"
+settings.register_profile(
+    "detect-ci",
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("long", settings.get_profile("detect-ci"), max_examples=20_000)
+
+
+def examples(ci: int) -> settings:
+    profile = settings.get_profile("long" if _LONG else "detect-ci")
+    return settings(profile, max_examples=profile.max_examples if _LONG else ci)
+
+
+FORMAT_LENGTHS = [(f, n) for f in FORMATS for n in f.half_lengths]
+# Delimiters a key can sit between: anything that is not a key character.
+DELIMITERS = [" ", "\n", "\r\n", "\t", '"', "'", "=", ":", ",", ";", "(", ")", "<", ">", "`",
+              "|", "/", "+", ".", "\\n", "%20", "&amp;", "é"]  # fmt: skip
+# Around an encoded value: characters that are in no claimed encoding's alphabet.
+VALUE_DELIMITERS = [" ", "\n", "\t", '"', "'", ":", ",", "(", ")", "<", ">", "`", "|"]
+TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=60)
+ASCII_TEXT = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+
+
+class Encoded(NamedTuple):
+    data: bytes
+    start: int  # the span of the characters that carry the key
+    end: int
+
+
+def charwise(text: bytes, start: int, end: int, piece: Callable[[int, int], bytes]) -> Encoded:
+    """`text` with byte i written as `piece(i, byte)`; the span follows its bytes."""
+    out, offsets = bytearray(), []
+    for i, byte in enumerate(text):
+        offsets.append(len(out))
+        out += piece(i, byte)
+    offsets.append(len(out))
+    return Encoded(bytes(out), offsets[start], offsets[end])
+
+
+def base64_of(value: Encoded, urlsafe: bool, padded: bool) -> Encoded:
+    encoded = (base64.urlsafe_b64encode if urlsafe else base64.b64encode)(value.data)
+    if not padded:
+        encoded = encoded.rstrip(b"=")
+    # Byte i is carried by characters 4*(i//3) + i%3 and the one after it.
+    first = value.start // 3 * 4 + value.start % 3
+    last = (value.end - 1) // 3 * 4 + (value.end - 1) % 3 + 1
+    return Encoded(encoded, first, last + 1)
+
+
+def wrapped(value: Encoded, width: int, eol: bytes) -> Encoded:
+    def piece(i: int, byte: int) -> bytes:
+        return (eol if i and i % width == 0 else b"") + bytes((byte,))
+
+    moved = charwise(value.data, value.start, value.end, piece)
+    start = moved.start + (len(eol) if value.start % width == 0 and value.start else 0)
+    return Encoded(moved.data, start, moved.end)
+
+
+ESCAPES: dict[str, Callable[[int], bytes]] = {
+    "percent": lambda c: b"%%%02X" % c,
+    "percent, lower case": lambda c: b"%%%02x" % c,
+    "json \\u": lambda c: b"\\u%04x" % c,
+    "json \\u, upper case": lambda c: b"\\u%04X" % c,
+    "\\x": lambda c: b"\\x%02x" % c,
+    "html decimal": lambda c: b"&#%d;" % c,
+    "html hex": lambda c: b"&#x%x;" % c,
+}
+NOT_ALPHANUMERIC = frozenset(b"-_+/=")
+
+
+def escaped(value: Encoded, how: str, only_punctuation: bool) -> Encoded:
+    """Every byte escaped, or (as serialisers do) only `-`, `_`, `+`, `/`, `=`."""
+    escape = ESCAPES[how]
+
+    def piece(_: int, byte: int) -> bytes:
+        if only_punctuation and byte not in NOT_ALPHANUMERIC:
+            return bytes((byte,))
+        return escape(byte)
+
+    return charwise(value.data, value.start, value.end, piece)
+
+
+def json_slashes(value: Encoded) -> Encoded:
+    """A base64 value in JSON from a serialiser that writes `/` as `\\/` (PHP)."""
+    return charwise(
+        value.data, value.start, value.end, lambda _, c: b"\\/" if c == 47 else bytes((c,))
+    )
+
+
+@st.composite
+def lead_and_trail(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """What a value holds around the key: nothing, or text that ends (starts) with a
+    delimiter."""
+    lead = draw(st.sampled_from(["", draw(ASCII_TEXT) + draw(st.sampled_from(DELIMITERS))]))
+    trail = draw(st.sampled_from(["", draw(st.sampled_from(DELIMITERS)) + draw(ASCII_TEXT)]))
+    return lead.encode(), trail.encode()
+
+
+@st.composite
+def valued(draw: st.DrawFn, key: bytes) -> Encoded:
+    lead, trail = draw(lead_and_trail())
+    return Encoded(lead + key + trail, len(lead), len(lead) + len(key))
+
+
+@st.composite
+def encoded_key(draw: st.DrawFn, key: bytes) -> tuple[str, Encoded]:
+    """The key in one of the claimed encodings (or a claimed combination), named."""
+    how = draw(
+        st.sampled_from(
+            [
+                "plain",
+                "base64",
+                "wrapped base64",
+                "base64 of base64",
+                "hex",
+                "escaped",
+                "partly escaped",
+                "base64 with json slashes",
+                "base64 percent-encoded",
+                "partly escaped in base64",
+            ]
+        )
+    )
+    urlsafe, padded = draw(st.booleans()), draw(st.booleans())
+    if how == "plain":
+        return how, Encoded(key, 0, len(key))
+    if how == "base64":
+        return how, base64_of(draw(valued(key)), urlsafe, padded)
+    if how == "wrapped base64":
+        width = (
+            draw(st.sampled_from([64, 76])) if draw(st.booleans()) else draw(st.integers(4, 30)) * 4
+        )
+        eol = draw(st.sampled_from([b"\n", b"\r\n"]))
+        return f"{how} at {width}", wrapped(base64_of(draw(valued(key)), False, padded), width, eol)
+    if how == "base64 of base64":
+        inner = base64_of(draw(valued(key)), urlsafe, padded)
+        lead, trail = b'{"auth":"', b'"}'
+        outer = Encoded(lead + inner.data + trail, len(lead) + inner.start, len(lead) + inner.end)
+        return how, base64_of(outer, urlsafe, padded)
+    if how == "hex":
+        value = draw(valued(key))
+        data = value.data.hex().encode()
+        data = data.upper() if draw(st.booleans()) else data
+        return how, Encoded(data, 2 * value.start, 2 * value.end)
+    if how in ("escaped", "partly escaped"):
+        style = draw(st.sampled_from(sorted(ESCAPES)))
+        value = Encoded(key, 0, len(key))
+        return f"{how}: {style}", escaped(value, style, how == "partly escaped")
+    if how == "base64 with json slashes":
+        return how, json_slashes(base64_of(draw(valued(key)), False, padded))
+    if how == "base64 percent-encoded":
+        return how, escaped(base64_of(draw(valued(key)), False, padded), "percent", True)
+    style = draw(st.sampled_from(sorted(ESCAPES)))
+    return how, base64_of(escaped(draw(valued(key)), style, True), urlsafe, padded)
+
+
+class Document(NamedTuple):
+    data: bytes
+    start: int  # where the key's span starts and ends in `data`
+    end: int
+    line: int
+    column: int
+    text_encoding: str  # "utf-8", or the UTF-16/32 codec the whole document is in
+
+
+@st.composite
+def documents(draw: st.DrawFn, key: bytes) -> tuple[str, Document]:
+    name, value = draw(encoded_key(key))
+    wide = draw(st.sampled_from(["utf-8"] * 4 + ["utf-16-le", "utf-16-be", "utf-16", "utf-32"]))
+    text = ASCII_TEXT if wide != "utf-8" else TEXT
+    before = draw(text) + draw(st.sampled_from(VALUE_DELIMITERS))
+    after = draw(st.sampled_from(VALUE_DELIMITERS)) + draw(text)
+    head = before.encode()
+    data = head + value.data + after.encode()
+    start, end = len(head) + value.start, len(head) + value.end
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line = data.count(b"\n", 0, start) + 1
+    column = len(data[line_start:start].decode("utf-8", "replace")) + 1
+    if wide != "utf-8":
+        width = {"utf-16-le": 2, "utf-16-be": 2, "utf-16": 2, "utf-32": 4}[wide]
+        bom = len(data.decode().encode(wide)) - width * len(data)
+        start, end = bom + width * start, bom + width * end
+        data = data.decode().encode(wide)
+    return f"{name} in {wide}", Document(data, start, end, line, column, wide)
+
+
+@st.composite
+def keys(draw: st.DrawFn) -> bytes:
+    fmt, length = draw(st.sampled_from(FORMAT_LENGTHS))
+    return make_key(fmt, length, random.Random(draw(st.integers(0, 2**32)))).key.encode()
+
+
+@examples(ci=250)
+@given(data=st.data())
+def test_any_key_in_any_claimed_encoding_is_found_at_its_exact_span(data: st.DataObject) -> None:
+    key = data.draw(keys())
+    name, doc = data.draw(documents(key))
+    found = findings_in(Blob("f", doc.data))
+    assert [f.secret.reveal().encode() == key for f in found] == [True], name
+    (finding,) = found
+    assert (finding.offset, finding.line, finding.column) == (doc.start, doc.line, doc.column), name
+    if doc.text_encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+        (match,) = detect(doc.data)
+        assert (match.start, match.end) == (doc.start, doc.end), name
+
+
+def sprinkled(data: st.DataObject, alphabet: bytes | None) -> bytes:
+    """Random bytes (or text from `alphabet`) with needles and key-like pieces inside."""
+    size = data.draw(st.integers(0, 20_000))
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    if alphabet is None:
+        noise = bytearray(rng.randbytes(size))
+    else:
+        noise = bytearray(rng.choice(alphabet) for _ in range(size))
+    pieces = [n.pattern for n in NEEDLES] + [b"sk-", b"sk-proj-", b"\\u002d", b"%2D", b"\n"]
+    for _ in range(data.draw(st.integers(0, 200))):
+        at = rng.randrange(len(noise) + 1)
+        noise[at:at] = rng.choice(pieces)
+    return bytes(noise)
+
+
+KEY_TEXT = bytes(sorted(BASE64URL)) + b" \n\"'=:\\%&#;"
+
+
+@examples(ci=60)
+@given(data=st.data())
+def test_noise_with_needles_never_crashes_never_finds_and_stays_linear(
+    data: st.DataObject,
+) -> None:
+    noise = sprinkled(data, data.draw(st.sampled_from([None, KEY_TEXT])))
+    started = time.process_time()
+    detection = search(noise)
+    elapsed = time.process_time() - started
+    assert detection.matches == []
+    assert detection.incomplete is None
+    assert elapsed < 0.25 + len(noise) / 5e6  # 5 MB/s: ten times below the measured floor
+
+
+@examples(ci=60)
+@given(data=st.data())
+def test_key_free_text_in_every_encoding_yields_no_finding(data: st.DataObject) -> None:
+    """Near-misses pushed through the same encodings: still nothing."""
+    from test_keys import near_misses
+
+    seed = data.draw(st.integers(0, 2**32))
+    for miss in near_misses(random.Random(seed)).values():
+        name, doc = data.draw(documents(miss.encode()))
+        assert findings_in(Blob("f", doc.data)) == [], name
+
+
+@examples(ci=1)
+@given(st.just(0))
+@example(0)
+def test_utf16_needles_in_binary_noise_are_not_keys(_: int) -> None:
+    rng = random.Random(7)
+    needle = MARKER.decode().encode("utf-16-le")
+    noise = b"".join(rng.randbytes(rng.randrange(200)) + needle for _ in range(2000))
+    assert detect(noise) == []
