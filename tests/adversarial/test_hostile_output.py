@@ -412,3 +412,41 @@ def test_scrubbing_a_hostile_body_costs_linear_time(unit: str) -> None:
 
     small, large = seconds(100_000), seconds(1_000_000)
     assert large < 40 * max(small, 1e-3), (unit, small, large)
+
+
+# --- names, authors and refs that hold a key ------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl", "sarif", "github"])
+def test_a_key_in_a_file_name_author_or_ref_is_redacted_in_every_format(
+    gitrepo: GitRepo, rng: random.Random, fmt: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    found, named = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.PROJECT, rng).key
+    gitrepo.write(f"dir{named}/app.env", f"K={found}\n")
+    commit_as(gitrepo.path, f"Eve {named}", "leak")
+    gitrepo("branch", f"b{named}")
+    gitrepo.write(f"dir{named}/staged.env", f"K={found}\n")
+    gitrepo("add", "-A")
+    report = tmp_path_factory.mktemp("report") / f"report.{fmt}"
+    texts: list[bytes] = []
+    for mode in ([], ["--history"], ["--staged"]):
+        done = run_keysentry("scan", *mode, "--format", fmt, "-o", str(report), ".",
+                             cwd=gitrepo.path)  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        assert b"dirsk-proj-..." in report.read_bytes()  # the place is still named
+        texts += [done.stdout, done.stderr, report.read_bytes()]
+    assert_nowhere(named, *texts)
+    assert_nowhere(found, *texts)
+
+
+def test_a_skipped_path_that_holds_a_key_is_named_redacted(
+    tmp_path: Path, rng: random.Random, cli: Any
+) -> None:
+    named = key_of(KeyKind.PROJECT, rng).key
+    (tmp_path / f"d{named}").mkdir()
+    (tmp_path / f"d{named}" / "big.txt").write_text("x" * 4096)
+    text = cli("scan", "-v", "--max-file-size", "1KB", str(tmp_path))
+    report = cli("scan", "--format", "json", "--max-file-size", "1KB", str(tmp_path))
+    assert text.code == report.code == 0
+    assert "sk-proj-..." in json.loads(report.out)["summary"]["skipped"][0]["path"]
+    assert_nowhere(named, text.out, text.err, report.out, report.err)

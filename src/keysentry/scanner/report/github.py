@@ -12,6 +12,7 @@ from keysentry.safety import escape_control
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.keys import Confidence
 from keysentry.scanner.pipeline import ScanResult
+from keysentry.scanner.report import shown
 
 
 def escape_data(text: str) -> str:
@@ -29,7 +30,7 @@ def annotation(finding: Finding, show_secrets: bool) -> str:
     level = "error" if finding.confidence is Confidence.HIGH else "warning"
     value = finding.secret.reveal() if show_secrets else finding.redacted
     props = {
-        "file": finding.path,
+        "file": shown(finding.path, show_secrets),
         "line": str(finding.line),
         "col": str(finding.column),
         "endColumn": str(finding.end_column),

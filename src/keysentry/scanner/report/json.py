@@ -18,6 +18,7 @@ from typing import Any
 from keysentry import __version__
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.pipeline import ScanResult
+from keysentry.scanner.report import shown
 
 SCHEMA_VERSION = 1
 
@@ -40,12 +41,13 @@ def finding_to_dict(finding: Finding, show_secrets: bool) -> dict[str, Any]:
         "fingerprint": finding.fingerprint,
     }
     record.update(finding.provenance)
+    record = shown(record, show_secrets)
     if show_secrets:
         record["secret"] = finding.secret.reveal()
     return lossless(record)
 
 
-def summary_to_dict(result: ScanResult) -> dict[str, Any]:
+def summary_to_dict(result: ScanResult, show_secrets: bool) -> dict[str, Any]:
     summary = {
         "findings": len(result.findings),
         "scanned": result.blobs,
@@ -57,7 +59,7 @@ def summary_to_dict(result: ScanResult) -> dict[str, Any]:
         ],
         "unreadable": result.unreadable,
     }
-    return lossless(summary)
+    return lossless(shown(summary, show_secrets))
 
 
 def lossless(record: dict[str, Any]) -> dict[str, Any]:
@@ -107,7 +109,7 @@ def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
         "version": SCHEMA_VERSION,
         "tool": {"name": "keysentry", "version": __version__},
         "findings": [finding_to_dict(f, show_secrets) for f in result.findings],
-        "summary": summary_to_dict(result),
+        "summary": summary_to_dict(result, show_secrets),
     }
     return json.dumps(document, indent=2) + "\n"
 

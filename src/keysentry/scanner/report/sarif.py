@@ -15,6 +15,7 @@ from keysentry import __version__
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.keys import Confidence, KeyKind
 from keysentry.scanner.pipeline import ScanResult
+from keysentry.scanner.report import shown
 from keysentry.scanner.report.json import lossless
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -69,7 +70,7 @@ def _result(finding: Finding, show_secrets: bool) -> dict[str, Any]:
         "confidence": finding.confidence.value,
         "redacted": finding.redacted,
         "encoding": list(finding.encoding),
-        **finding.provenance,
+        **shown(finding.provenance, show_secrets),
     }
     if show_secrets:
         properties["secret"] = finding.secret.reveal()
@@ -81,7 +82,7 @@ def _result(finding: Finding, show_secrets: bool) -> dict[str, Any]:
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": _artifact(finding.path),
+                    "artifactLocation": _artifact(shown(finding.path, show_secrets)),
                     "region": _region(finding),
                 }
             }

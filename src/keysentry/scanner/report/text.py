@@ -14,12 +14,13 @@ from keysentry.safety import escape_control
 from keysentry.scanner.findings import Finding
 from keysentry.scanner.keys import Confidence
 from keysentry.scanner.pipeline import ScanResult
+from keysentry.scanner.report import shown
 
 _BOLD, _RED, _YELLOW, _DIM, _RESET = "\033[1m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
 
-def _where(finding: Finding) -> str:
-    path = escape_control(finding.path)
+def _where(finding: Finding, show_secrets: bool) -> str:
+    path = escape_control(shown(finding.path, show_secrets))
     if finding.binary:
         return f"{path}@{finding.offset}"
     return f"{path}:{finding.line}:{finding.column}"
@@ -32,7 +33,7 @@ def format_finding(finding: Finding, show_secrets: bool, color: bool) -> str:
         notes.append("low confidence: unusual length")
     if finding.encoding:
         notes.append("+".join(finding.encoding) + "-encoded")
-    where, title = _where(finding), finding.kind.label
+    where, title = _where(finding, show_secrets), finding.kind.label
     line = f"{where}: {title} {value} ({', '.join(notes)}) fingerprint {finding.fingerprint}"
     if not color:
         return line
@@ -95,13 +96,14 @@ def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
     lines = []
     for finding in result.findings:
         lines.append(format_finding(finding, show_secrets, color))
-        git = finding.provenance.get("git")
+        provenance = shown(finding.provenance, show_secrets)
+        git = provenance.get("git")
         if git:
             lines.append("    " + escape_control(timeline(git)))
-        image = finding.provenance.get("image")
+        image = provenance.get("image")
         if image:
             lines.append("    " + escape_control(image_line(image)))
-        verification = finding.provenance.get("verification")
+        verification = provenance.get("verification")
         if verification:
             lines.append("    " + escape_control(verified(verification)))
     return "".join(line + "\n" for line in lines)
