@@ -212,8 +212,13 @@ def test_a_service_account_holding_another_key_is_never_deleted(
     roll back to the old key."""
     staging = stack.server.org.keys[stack.keys["staging"]]
     other = key_of(KeyKind.SERVICE_ACCOUNT, rng).key
-    stack.server.org.add_key(other, "proj_staging", id="key_other", owner_type="service_account",
-                             owner_id=staging.owner_id)  # fmt: skip
+    stack.server.org.add_key(
+        other,
+        "proj_staging",
+        id="key_other",
+        owner_type="service_account",
+        owner_id=staging.owner_id,
+    )
     result = cli("rotate", "--env", "staging", "--yes")
     assert result.code == 2 and "also holds key_other" in result.err
     assert check(Secret(other)).status is Status.LIVE
@@ -235,15 +240,31 @@ def test_a_second_rotation_while_one_is_interrupted_is_refused(stack: Stack, cli
 
 # --- crashes at every step, then resume or rollback -------------------------------------------
 
-STEPS = ["planned", "create requested", "created", "proven", "previous kept", "stored",
-         "verified", "waited", "retired"]  # fmt: skip
+STEPS = [
+    "planned",
+    "create requested",
+    "created",
+    "proven",
+    "previous kept",
+    "stored",
+    "verified",
+    "waited",
+    "retired",
+]
 
 
 def crash_rotate(stack: Stack, env: str, step: str) -> subprocess.CompletedProcess[str]:
     environ = {**os.environ, "KEYSENTRY_ROTATE_CRASH_AFTER": step}
     command = [sys.executable, "-m", "keysentry", "rotate", "--env", env, "--yes"]
-    return subprocess.run(command, cwd=stack.root, env=environ, capture_output=True, text=True,
-                          check=False, timeout=120)  # fmt: skip
+    return subprocess.run(
+        command,
+        cwd=stack.root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -317,8 +338,11 @@ def run_client(stack: Stack, config: Path, stop: Path) -> subprocess.Popen[str]:
     script.write_text(CLIENT)
     return subprocess.Popen(
         [sys.executable, str(script), str(config), str(stop), stack.server.base_url],
-        cwd=stack.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        cwd=stack.root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("client_ttl", [TTL, 3600.0])
@@ -364,9 +388,10 @@ def test_until_unused_waits_while_the_old_key_is_used_then_resumes(
     stack: Stack, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     write_stack_config(
-        stack.root, stack.refs,
+        stack.root,
+        stack.refs,
         "poll_seconds = 0.1\nunused_window_seconds = 1.5\nmax_wait_seconds = 2.0",
-    )  # fmt: skip
+    )
     loader.configure(None)
     stop = threading.Event()
     old = openai.OpenAI(api_key=stack.keys["production"], base_url=stack.server.base_url)
@@ -398,10 +423,11 @@ def test_due_rotates_keys_over_their_maximum_age_and_leaked_keys(stack: Stack, c
     """The test server's keys were created on 2026-01-01: production's (maximum 30 days) is
     due, preview's (maximum 100 years) is not, and staging's is in the repository's history."""
     write_stack_config(
-        stack.root, stack.refs,
+        stack.root,
+        stack.refs,
         "[policies.production]\nmax_key_age_days = 30\n"
         "[policies.default]\nmax_key_age_days = 36500\n",
-    )  # fmt: skip
+    )
     loader.configure(None)
     repo = GitRepo(stack.root)
     repo("init", "-q")
