@@ -95,6 +95,21 @@ class ResultCache:
         result = document.get("result")
         return result if isinstance(result, dict) else None
 
+    def load_previous(self, key: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The last result and its key when only the refs differ from `key` (same detector,
+        options and shallowness): what a scan of a history that grew can start from."""
+        try:
+            document = json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(document, dict):
+            return None
+        old, result = document.get("key"), document.get("result")
+        if not isinstance(old, dict) or not isinstance(result, dict):
+            return None
+        same = {**key, **_detector(), "refs": old.get("refs")}
+        return (old, result) if old == same else None
+
     def save(self, key: dict[str, Any], result: dict[str, Any]) -> None:
         text = json.dumps({"key": {**key, **_detector()}, "result": result})
         _save(self._path, text.encode())

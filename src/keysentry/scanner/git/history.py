@@ -171,15 +171,19 @@ def _scan_run(
     into: BlobScan,
     progress: _Progress | None,
     on_hit: Callable[[], None],
+    max_size: int | None = None,
 ) -> None:
-    """Read and search one run of blobs; any exception is kept for the caller to raise (a
-    thread's own would be printed raw and lost)."""
+    """Read and search one run of blobs (over `max_size`: noted too big, not read); any
+    exception is kept for the caller to raise (a thread's own would be printed raw and lost)."""
     told = False
     try:
-        for blob_id, data in read_all(repo, ids, into.unread, pipe_size=_PIPE_SIZE):
+        for blob_id, data in read_all(repo, ids, into.unread, max_size, pipe_size=_PIPE_SIZE):
             if into.hits and not told:  # the blob before this one held a key
                 on_hit()
                 told = True
+            if isinstance(data, int):
+                into.too_big.append((blob_id, data))
+                continue
             if not isinstance(data, bytes):
                 into.missing.append(blob_id)
                 continue
@@ -210,6 +214,15 @@ def _scan_run(
             on_hit()
     except BaseException as exc:  # anything, even a bug: the caller raises it
         into.error = exc
+
+
+def scan_ids(repo: Repo, ids: list[str], max_blob_size: int) -> BlobScan:
+    """Read and search the blobs `ids` (the few that new commits added), in one reader."""
+    scan = BlobScan()
+    _scan_run(repo, ids, scan, None, lambda: None, max_blob_size)
+    if scan.error is not None:
+        raise scan.error
+    return scan
 
 
 class _Progress:

@@ -52,6 +52,7 @@ class Change(NamedTuple):
     path: str
     old_id: str
     new_id: str
+    new_mode: str = ""  # 160000: a submodule's commit, not a blob
 
 
 class CommitLog:
@@ -159,7 +160,7 @@ def _parse_log(
             fields = token[1:].split(b" ")
             old_id, new_id = fields[2].decode(), fields[3].decode()
             if only is None or old_id in only or new_id in only:
-                changes.append(Change(os.fsdecode(path), old_id, new_id))
+                changes.append(Change(os.fsdecode(path), old_id, new_id, fields[1].decode()))
     if commit is not None:
         yield commit, changes
 
@@ -234,15 +235,29 @@ def history_findings(
     *,
     inline_allow: bool,
     all_objects: bool,
+    checkpoint: dict[str, Any] | None = None,
 ) -> list[Finding]:
     """One finding per distinct key and path, with its exposure timeline under `git`; `log`
-    is the `--all` log started before the blobs were read."""
+    is the `--all` log started before the blobs were read. `checkpoint` receives what a later
+    scan needs to replay only the commits added since (`extend_findings`)."""
     in_blob = {b: _found(b, data, inline_allow) for b, data in hit_blobs.items()}
     keys_of_blob = {b: frozenset(f.fingerprint for f in found) for b, found in in_blob.items()}
     replay = _Replay({b: k for b, k in keys_of_blob.items() if k})
     for commit, changes in log.commits(only=replay.keys_of_blob):
         replay.apply(commit, changes)
     refs = repo.refs()
+    if checkpoint is not None:
+        checkpoint.update(_checkpoint(replay, refs))
+    return _timelines(repo, replay, in_blob, refs, all_objects)
+
+
+def _timelines(
+    repo: Repo,
+    replay: _Replay,
+    in_blob: dict[str, list[Finding]],
+    refs: list[tuple[str, str]],
+    all_objects: bool,
+) -> list[Finding]:
     head = next((c for name, c in refs if name == "HEAD"), None)
     head_state = replay.state.get(head, {}) if head else {}
     working = _WorkingTree(repo)
@@ -267,6 +282,74 @@ def history_findings(
     if all_objects:
         findings += _unreachable(in_blob, replay)
     return findings
+
+
+def _checkpoint(replay: _Replay, refs: list[tuple[str, str]]) -> dict[str, Any]:
+    """The replay's state at every ref's commit, and what it learnt: enough to go on replaying
+    commits added on top of those (no key, only fingerprints, paths and commit ids)."""
+    tips = sorted({c for _, c in refs if c in replay.state})
+
+    def described(commit: Commit | None) -> dict[str, str] | None:
+        return commit.describe() if commit else None
+
+    return {
+        "state": {c: replay.state[c] for c in tips},
+        "ever": {c: sorted(replay.ever.get(c, _NO_KEYS)) for c in tips},
+        "exposures": [
+            [key, path, described(e.introduced), e.introduced_blob, described(e.removed)]
+            for (key, path), e in replay.exposures.items()
+        ],
+        "carried_by": replay.carried_by,
+        "paths_of": {key: sorted(paths) for key, paths in replay.paths_of.items()},
+    }
+
+
+def _restored(keys_of_blob: dict[str, frozenset[str]], checkpoint: dict[str, Any]) -> _Replay:
+    def commit(described: dict[str, str] | None) -> Commit | None:
+        if described is None:
+            return None
+        return Commit(described["commit"], (), described["author"], described["email"],
+                      described["date"])  # fmt: skip
+
+    replay = _Replay(keys_of_blob)
+    replay.state = {c: dict(state) for c, state in checkpoint["state"].items()}
+    replay.ever = {c: frozenset(keys) for c, keys in checkpoint["ever"].items()}
+    for key, path, introduced, blob, removed in checkpoint["exposures"]:
+        exposure = _Exposure()
+        exposure.introduced, exposure.introduced_blob = commit(introduced), blob
+        exposure.removed = commit(removed)
+        replay.exposures[(key, path)] = exposure
+    replay.carried_by = dict(checkpoint["carried_by"])
+    replay.paths_of = {key: set(paths) for key, paths in checkpoint["paths_of"].items()}
+    return replay
+
+
+def extend_findings(
+    repo: Repo,
+    checkpoint: dict[str, Any],
+    added: list[tuple[Commit, list[Change]]],
+    hit_blobs: dict[str, bytes],
+    refs: list[tuple[str, str]],
+    inline_allow: bool,
+) -> tuple[list[Finding], dict[str, Any]] | None:
+    """The findings of a history that grew by the commits `added` (oldest first, every one of
+    them not reachable from the refs of the scan that left `checkpoint`), and the new
+    checkpoint; None when the replay cannot go on from where it stopped (a commit whose parent
+    it never saw, a ref at a commit it does not know), so the caller replays everything.
+
+    Old commits come before new ones in this order, as in `git log --topo-order --reverse`
+    (no old commit descends from a new one), so the result is the full replay's; only where
+    a key was introduced on two unrelated lines of history may the other one be named."""
+    in_blob = {b: _found(b, data, inline_allow) for b, data in hit_blobs.items()}
+    keys_of_blob = {b: frozenset(f.fingerprint for f in found) for b, found in in_blob.items()}
+    replay = _restored({b: k for b, k in keys_of_blob.items() if k}, checkpoint)
+    for commit, changes in added:
+        if any(parent not in replay.state for parent in commit.parents):
+            return None
+        replay.apply(commit, changes)
+    if any(c not in replay.state for _, c in refs):
+        return None  # a ref at a commit the replay never saw (a new tag on an old commit)
+    return _timelines(repo, replay, in_blob, refs, False), _checkpoint(replay, refs)
 
 
 def _found(blob_id: str, data: bytes, inline_allow: bool) -> list[Finding]:

@@ -105,12 +105,27 @@ def scan_history(
     results = ResultCache(repo.git_dir) if use_cache and not all_objects else None
     cached = results.load(key) if results else None
     reused = _reuse(repo, cached, suppression) if cached else None
+    extended = None
+    if reused is None and results is not None and branch is None:
+        previous = results.load_previous(key)
+        extended = _extend(repo, previous, refs, suppression, max_blob_size) if previous else None
     if reused is not None:
         found, stats = reused
         result.notes.append(
             "history unchanged since the last scan: its result was reused, and only the "
             "blobs with keys were read again"
         )
+    elif extended is not None:
+        found, stats, skipped = extended
+        result.skipped += skipped
+        result.notes.append(
+            "history grew since the last scan: only the commits added were read, and the "
+            "blobs with keys again"
+        )
+        if results is not None and not any(s.unreadable for s in skipped):
+            from keysentry.scanner.git.provenance import timeline_records
+
+            results.save(key, {**stats, "findings": timeline_records(found)})
     else:
         found, stats, skipped = _scan_all_blobs(
             repo,
@@ -164,6 +179,65 @@ def _reuse(
     return found, {**cached, **read}
 
 
+def _extend(
+    repo: Repo,
+    previous: tuple[dict[str, Any], dict[str, Any]],
+    refs: list[tuple[str, str]],
+    suppression: Suppression,
+    max_blob_size: int,
+) -> tuple[list[Finding], dict[str, Any], list[Skip]] | None:
+    """The last result carried over to a history that only grew: the blobs the added
+    commits bring (`git log --raw NEW --not OLD`) read and searched, the hit blobs re-read,
+    and the exposure replay continued from where the last scan left it. None whenever that
+    cannot be exact (a commit of the last scan no longer reachable, a blob unreadable, a ref
+    at a commit the replay never saw): then everything is scanned again."""
+    from keysentry.scanner.git.history import scan_ids
+    from keysentry.scanner.git.provenance import CommitLog, extend_findings
+    from keysentry.scanner.git.reader import read_blobs
+    from keysentry.scanner.git.run import GitError
+
+    old_key, old = previous
+    checkpoint = old.get("replay")
+    old_tips = sorted({target for _, target in old_key["refs"]})
+    new_tips = sorted({target for _, target in refs})
+    if not isinstance(checkpoint, dict) or not old_tips or not new_tips:
+        return None
+    try:
+        if repo.git("rev-list", "--max-count=1", *old_tips, "--not", *new_tips, "--").strip():
+            return None  # history lost commits: counts and exposures may shrink
+        added = list(CommitLog(repo, *new_tips, "--not", *old_tips).commits())
+    except GitError:
+        return None  # an old tip is gone from the object database, or not a commit
+    old_hits = set(old["hits"])
+    new_ids = {
+        change.new_id
+        for _, changes in added
+        for change in changes
+        if change.new_mode != "160000" and set(change.new_id) != {"0"}
+    }
+    scan = scan_ids(repo, sorted(new_ids - old_hits), max_blob_size)
+    if scan.unread or scan.missing or scan.incomplete:
+        return None  # the full scan names each
+    hits = sorted(old_hits | set(scan.hits))
+    hit_blobs = read_blobs(repo, hits, scan.unread)
+    if scan.unread or len(hit_blobs) != len(hits):
+        return None
+    extended = extend_findings(repo, checkpoint, added, hit_blobs, refs, suppression.inline_allow)
+    if extended is None:
+        return None
+    found, replay = extended
+    stats = {
+        "hits": hits,
+        "read": scan.read + len(old_hits),  # the new blobs, and the old hits re-read
+        "bytes": scan.bytes + sum(len(hit_blobs[b]) for b in old_hits),
+        "cached": 0,
+        "too_big": old["too_big"] + [list(t) for t in scan.too_big],
+        "lfs_pointers": old["lfs_pointers"] + scan.lfs_pointers,
+        "replay": replay,
+    }
+    return found, stats, scan.archive_skips
+
+
 def _scan_all_blobs(
     repo: Repo,
     suppression: Suppression,
@@ -193,6 +267,16 @@ def _scan_all_blobs(
             on_hit=log.start,
         )
         found = []
+        # With no key anywhere, every commit's replay state is empty: a later scan of added
+        # commits starts from that.
+        tips = sorted({target for _, target in repo.refs()})
+        replay: dict[str, Any] = {
+            "state": {t: {} for t in tips},
+            "ever": {t: [] for t in tips},
+            "exposures": [],
+            "carried_by": {},
+            "paths_of": {},
+        }
         if scan.hits:
             hit_blobs = read_blobs(repo, scan.hits, scan.unread)
             found = history_findings(
@@ -201,6 +285,7 @@ def _scan_all_blobs(
                 hit_blobs,
                 inline_allow=suppression.inline_allow,
                 all_objects=all_objects,
+                checkpoint=replay,
             )
     finally:
         log.cancel()
@@ -213,6 +298,7 @@ def _scan_all_blobs(
         "cached": scan.cached,
         "too_big": [list(t) for t in scan.too_big],
         "lfs_pointers": scan.lfs_pointers,
+        "replay": replay,
     }
     return found, stats, _history_skips(scan) + scan.archive_skips
 
