@@ -30,9 +30,6 @@ import pytest
 
 from conftest import GitRepo, git
 from keygen import key_of
-from keysentry.fleet import job
-from keysentry.fleet.listing import Repository, from_github
-from keysentry.fleet.store import Store
 from keysentry.scanner.keys import KeyKind
 from keysentry.verify import client as api
 from servers.git_http import GitHttpServer
@@ -40,6 +37,12 @@ from servers.github_api import GitHubServer
 from servers.openai_api import OpenAIServer
 
 pytest.importorskip("distributed", reason="the fleet extra is not installed")
+pytest.importorskip("sqlalchemy", reason="the fleet extra is not installed")
+
+from keysentry.fleet import job
+from keysentry.fleet.listing import Repository, from_github
+from keysentry.fleet.store import Store
+
 sys.path.insert(0, str(Path(__file__).parent / "adversarial"))  # leaks.assert_nowhere
 
 ORG = "acme"
@@ -252,7 +255,7 @@ def test_an_org_scan_fills_the_store_verifies_each_key_once_and_reruns_only_the_
         assert_nowhere(key, dump, done.out, done.err, again.err, under=[tmp_path / "fleet.db"])
 
 
-def test_forks_and_archived_repositories_are_scanned_only_when_asked(
+def test_forks_and_archived_repositories_are_scanned_when_asked_and_since_filters_reports(
     fleet: Fleet, cluster: str, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = str(tmp_path / "fleet.db")
@@ -263,9 +266,11 @@ def test_forks_and_archived_repositories_are_scanned_only_when_asked(
     assert cli(*args).code == 1
     placed = key_labels(fleet, report(cli, store))
     assert placed == expected_placement(fleet, SOURCES | {"forked", "old"})
-    assert all(
-        e["verdict"] is None for e in report(cli, store)["keys"]
-    )  # no --verify: nothing verified
+    assert all(e["verdict"] is None for e in report(cli, store)["keys"])  # no --verify
+    # --since: what the store first saw on or after a date.
+    assert len(report(cli, store, "--since", "2000-01-01")["keys"]) == 6
+    assert report(cli, store, "--since", "2999-01-01")["keys"] == []
+    assert cli("fleet", "report", "--store", store, "--since", "soon").code == 2
 
 
 def test_the_html_report_shows_every_planted_key_with_its_repositories_in_a_browser(
@@ -326,6 +331,8 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost_or_duplicated(
     repos = [Repository(f"{ORG}/{n}", fleet.repo_url(n)) for n in sorted(SOURCES)]
     store = str(tmp_path / "fleet.db")
     fleet.git_server.stall(f"{ORG}/web.git", 8.0)  # its clone hangs: the worker is killed then
+    hits_before = fleet.git_server.hits[f"{ORG}/web.git"]
+    api_before = fleet.git_server.hits[f"{ORG}/api.git"]
     options = job.Options(store, tmp_path / "cache", progress=False)
     outcome: list[job.Outcome] = []
     with _distributed().Client(cluster) as client:
@@ -334,11 +341,15 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost_or_duplicated(
             target=lambda: outcome.append(job.run(repos, "t", options, client))
         )
         runner.start()
-        victim = _worker_processing(client, fleet, "web")
+        victim = _worker_processing(client, fleet, "web", hits_before)
         os.kill(pids[victim], signal.SIGKILL)
         runner.join(60)
     (result,) = outcome
     assert (result.failed, result.scanned) == ([], 4)
+    # The stalled request, then the retry's two (refs, then the pack): the task was redone.
+    web = fleet.git_server.hits[f"{ORG}/web.git"] - hits_before
+    api = fleet.git_server.hits[f"{ORG}/api.git"] - api_before  # one clone's requests
+    assert web == 1 + api
     saved = Store(store)
     assert saved.counts()["occurrences"] == 5  # web 3 + api 2, each once
     rows = saved.scan_rows(result.scan_id)
@@ -346,13 +357,13 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost_or_duplicated(
     assert all(r["status"] == "ok" for r in rows)
 
 
-def _worker_processing(client: Any, fleet: Fleet, name: str) -> str:
-    """The address of the worker running the task of `name` once its clone has started (the
-    task's key carries a hash of the repository's URL)."""
+def _worker_processing(client: Any, fleet: Fleet, name: str, hits_before: int) -> str:
+    """The address of the worker running the task of `name` once its clone has reached the
+    server (the task's key carries a hash of the repository's URL)."""
     digest = hashlib.sha256(fleet.repo_url(name).encode()).hexdigest()[:16]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if fleet.git_server.hits[f"{ORG}/{name}.git"]:
+        if fleet.git_server.hits[f"{ORG}/{name}.git"] > hits_before:
             for worker, keys in client.processing().items():
                 if any(str(k).startswith(f"keysentry-scan-{digest}-") for k in keys):
                     return str(worker)
@@ -403,16 +414,6 @@ def test_the_store_on_postgresql_takes_concurrent_writers_and_reports_alike(
     assert {n.split("/")[-1] for n in runs} == {"web", "api"}  # one run per repository
     assert len(runs[f"{ORG}/web"]["results"]) == 3
     assert Store(postgres).version == 1
-
-
-def test_since_shows_only_what_the_store_saw_after_the_date(
-    fleet: Fleet, cluster: str, tmp_path: Path, cli: Any
-) -> None:
-    store = str(tmp_path / "fleet.db")
-    assert cli(*scan_args(fleet, cluster, store, tmp_path / "cache", "-q")).code == 1
-    assert len(report(cli, store, "--since", "2000-01-01")["keys"]) == 4
-    assert report(cli, store, "--since", "2999-01-01")["keys"] == []
-    assert cli("fleet", "report", "--store", store, "--since", "soon").code == 2
 
 
 def test_github_listing_follows_link_pages_and_waits_out_the_primary_rate_limit(
@@ -479,7 +480,17 @@ def postgres_server() -> Iterator[str]:
     def run(*args: str) -> None:
         subprocess.run([*as_user, *args], env=env, check=True, capture_output=True, timeout=120)
 
-    run(str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+    run(
+        str(binaries / "initdb"),
+        "-D",
+        str(data),
+        "-U",
+        "postgres",
+        "--auth=trust",
+        "-E",
+        "UTF8",
+        "--no-sync",
+    )
     options = f"-p {port} -k {data_root} -c listen_addresses=127.0.0.1 -c fsync=off"
     run(
         str(binaries / "pg_ctl"),
@@ -508,3 +519,26 @@ def postgres(postgres_server: str) -> Iterator[str]:
     with psycopg.connect(postgres_server, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     yield postgres_server.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_without_a_scheduler_the_scan_runs_on_an_embedded_local_cluster(
+    fleet: Fleet, tmp_path: Path, cli: Any
+) -> None:
+    listed = tmp_path / "repos.txt"
+    listed.write_text(f"{fleet.repo_url('docs')}\n{fleet.repo_url('api')}\n")
+    store = str(tmp_path / "fleet.db")
+    done = cli(
+        "fleet",
+        "scan",
+        "--repos",
+        str(listed),
+        "--store",
+        store,
+        "--workers",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    )
+    assert done.code == 1, done.err
+    assert "2 repositories scanned" in done.err
+    assert Store(store).counts()["occurrences"] == 2
