@@ -90,7 +90,7 @@ def configure(config: Config | None = None) -> None:
         _config = config
         _resolved.clear()
         _cache.invalidate()
-        settings = _settings(config) if config is not None else (300.0, 3600.0)
+        settings = load_settings(config) if config is not None else (300.0, 3600.0)
         _cache.ttl, _cache.stale_if_error = settings
 
 
@@ -100,7 +100,7 @@ def current_config() -> Config:
         if _config is None:
             config = load_config()
             # Kept only once valid: a bad [load] (a key pasted there) fails every call, not one.
-            _cache.ttl, _cache.stale_if_error = _settings(config)
+            _cache.ttl, _cache.stale_if_error = load_settings(config)
             _config = config
         return _config
 
@@ -165,7 +165,9 @@ def environment(config: Config, env: str) -> dict[str, str]:
     return table[env]
 
 
-def _settings(config: Config) -> tuple[float, float]:
+def load_settings(config: Config) -> tuple[float, float]:
+    """[load]'s (ttl_seconds, stale_if_error_seconds): how long a loader keeps a value. Key
+    rotation waits out the same TTL before it retires the old key."""
     load = config.raw.get("load", {})
     where = f"{_config_name(config)}: [load]"
     if not isinstance(load, Mapping):

@@ -74,22 +74,11 @@ def _seconds(table: Mapping[str, Any], key: str, default: float, where: str) -> 
 
 def settings(config: Config, grace: float | None = None) -> Settings:
     """The [rotate] settings, with the loader's TTL; `grace` overrides the configured one."""
-    from keysentry.loader import _settings as load_settings
+    from keysentry.loader import load_settings
 
     table = _table(config, "rotate")
     where = _where(config, "rotate")
-    known = {
-        "grace_seconds",
-        "name_template",
-        "poll_seconds",
-        "unused_window_seconds",
-        "max_wait_seconds",
-    }
-    unknown = sorted(set(table) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where} has no setting {unknown[0]!r} (known: {', '.join(sorted(known))})"
-        )
+    # Unknown keys and wrong types were refused when the file was read (config.TABLES).
     defaults = Settings(ttl=0.0)
     template = table.get("name_template", defaults.name_template)
     if not isinstance(template, str) or not template.strip():
