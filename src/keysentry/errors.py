@@ -20,6 +20,10 @@ class ExitCode(enum.IntEnum):
     ERROR = 2  # usage, input or configuration error, or an incomplete scan: trust nothing
     LIVE = 3  # with --verify: at least one key found is live
     UNKNOWN = 4  # with --fail-on live: no key is live, but some verdict is unknown
+    # `keysentry run` otherwise exits with its child's status, and as a shell does when the
+    # command cannot be started:
+    COMMAND_NOT_EXECUTABLE = 126  # it exists but cannot be executed (permissions, a directory)
+    COMMAND_NOT_FOUND = 127
     INTERRUPTED = 130
 
 

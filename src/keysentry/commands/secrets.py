@@ -19,7 +19,7 @@ from types import FrameType
 
 from keysentry import loader
 from keysentry.errors import ConfigError, ExitCode, ProviderError
-from keysentry.safety import escape_control
+from keysentry.safety import escape_control, say, scrub
 
 
 def get(name: str, env: str | None, reveal: bool) -> int:
@@ -27,8 +27,8 @@ def get(name: str, env: str | None, reveal: bool) -> int:
     if reveal:
         print(fetched.secret.reveal())
     else:
-        print(f"{name} = {fetched.secret.redacted}")
-    print(f"keysentry: {name} from {fetched.source}", file=sys.stderr)
+        print(f"{_shown(name)} = {fetched.secret.redacted}")
+    say(f"keysentry: {name} from {fetched.source}")
     return int(ExitCode.CLEAN)
 
 
@@ -46,8 +46,11 @@ def run(command: list[str], env: str | None, override: bool) -> int:
     try:
         return _supervise(command, child)
     except FileNotFoundError:
-        print(f"keysentry: error: {command[0]}: command not found", file=sys.stderr)
-        return 127
+        say(f"keysentry: error: {command[0]}: command not found")
+        return int(ExitCode.COMMAND_NOT_FOUND)
+    except PermissionError:  # as a shell says: a file without execute permission, a directory
+        say(f"keysentry: error: {command[0]}: cannot be executed (permission denied)")
+        return int(ExitCode.COMMAND_NOT_EXECUTABLE)
 
 
 _FORWARDED = tuple(
@@ -110,9 +113,10 @@ def check(envs: list[str]) -> int:
                 fetched = loader.fetch(name, env=env)
             except ProviderError as exc:
                 failed += 1
-                print(f"{env}\t{name}\tFAILED\t{escape_control(str(exc))}")  # store's words
+                fields = [env, name, "FAILED", str(exc)]  # the store's words
             else:
-                print(f"{env}\t{name}\tok\t{fetched.secret.redacted}\t{fetched.source}")
+                fields = [env, name, "ok", fetched.secret.redacted, fetched.source]
+            print("\t".join(_shown(field) for field in fields))
     if not checked:
         tables = ", ".join(f"[environments.{env}]" for env in envs)
         raise ConfigError(
@@ -120,6 +124,12 @@ def check(envs: list[str]) -> int:
             'such as OPENAI_API_KEY = "env://OPENAI_API_KEY"'
         )
     return int(ExitCode.FINDINGS if failed else ExitCode.CLEAN)
+
+
+def _shown(field: str) -> str:
+    """A name, environment or store message from the configuration (anyone's text) as one
+    field of a line: no key, no control character, no tab or newline that would start another."""
+    return escape_control(scrub(field))
 
 
 def _names(env: str | None) -> list[str]:
