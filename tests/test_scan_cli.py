@@ -312,3 +312,41 @@ def test_the_nearest_ignore_file_applies_though_the_config_is_further_up(
     assert result.code == 0, result.out
     assert "suppressed 1 by ignore file" in result.err
     assert f"keysentry: config: {repo / 'keysentry.toml'}" in result.err
+
+
+def a_tree_with_an_unreadable_archive(tmp_path: Path, rng: random.Random) -> Path:
+    import gzip
+
+    key = key_of(KeyKind.PROJECT, rng).key
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.env").write_text(f"K={key}\n")
+    (tree / "cut.gz").write_bytes(gzip.compress(f"K={key}\n".encode())[:30])  # truncated
+    return tree
+
+
+def test_updating_a_baseline_from_an_incomplete_scan_is_no_pass(
+    tmp_path: Path, rng: random.Random, cli: Any
+) -> None:
+    tree = a_tree_with_an_unreadable_archive(tmp_path, rng)
+    baseline = tmp_path / "baseline.json"
+    result = cli("scan", "--baseline", str(baseline), "--update-baseline", str(tree))
+    assert result.code == 2
+    assert "cut.gz" in result.err and "incomplete scan" in result.err
+    assert "wrote 1 fingerprints" in result.err  # what could be read is still recorded
+    accepted = cli("scan", "--baseline", str(baseline), "--update-baseline", "--allow-incomplete",
+                   str(tree))  # fmt: skip
+    assert accepted.code == 0 and "accepted (--allow-incomplete)" in accepted.err
+
+
+def test_an_accepted_incomplete_scan_is_a_warning_not_an_error(
+    tmp_path: Path, rng: random.Random, cli: Any
+) -> None:
+    tree = a_tree_with_an_unreadable_archive(tmp_path, rng)
+    refused = cli("scan", "--exit-zero", str(tree))
+    assert refused.code == 2  # --exit-zero never hides an incomplete scan
+    assert "keysentry: error: incomplete scan" in refused.err
+    accepted = cli("scan", "--exit-zero", "--allow-incomplete", str(tree))
+    assert accepted.code == 0
+    assert "keysentry: warning: incomplete scan" in accepted.err
+    assert "error" not in accepted.err

@@ -118,7 +118,12 @@ def run(paths: list[str], options: ScanOptions) -> int:
         assert options.baseline is not None
         count = write_baseline(options.baseline, result.unsuppressed)
         _note(options, f"keysentry: wrote {count} fingerprints to {options.baseline}")
-        return int(ExitCode.CLEAN)
+        for skip in result.skipped:
+            if skip.unreadable:
+                say(f"keysentry: warning: {skip.path}: {skip.reason}")
+        _say_incomplete(result, options)
+        # A baseline of what could be read is written, but a scan that read less is no pass.
+        return int(ExitCode.ERROR if incomplete(result, options) else ExitCode.CLEAN)
     write_report(result, options)
     summarize(result, options)
     if live and not options.never_fails:
@@ -469,18 +474,27 @@ def summarize(result: ScanResult, options: ScanOptions) -> None:
     _note(options, "keysentry: " + "; ".join(parts))
     for note in result.notes:
         _note(options, f"keysentry: note: {note}")
-    if result.unreadable:
-        verdict = "accepted (--allow-incomplete)" if options.allow_incomplete else "exit 2"
-        print(
-            f"keysentry: error: incomplete scan: {result.unreadable} "
-            f"{'item' if result.unreadable == 1 else 'items'} could not be read (named above); "
-            f"{verdict}",
-            file=sys.stderr,
-        )
+    _say_incomplete(result, options)
     if result.findings and options.fmt == "text":
         print(_ALLOW_HINT, file=sys.stderr)  # part of the report, so --quiet keeps it
     if result.blobs == 0 and not result.skipped and not result.notes:
         print("keysentry: warning: nothing was scanned", file=sys.stderr)
+
+
+def _say_incomplete(result: ScanResult, options: ScanOptions) -> None:
+    """The line that says a scan is incomplete: an error (exit 2), or a warning once the user
+    accepted it with --allow-incomplete."""
+    if not result.unreadable:
+        return
+    level, verdict = ("warning", "accepted (--allow-incomplete)")
+    if not options.allow_incomplete:
+        level, verdict = ("error", "exit 2")
+    items = "item" if result.unreadable == 1 else "items"
+    print(
+        f"keysentry: {level}: incomplete scan: {result.unreadable} {items} could not be read "
+        f"(named above); {verdict}",
+        file=sys.stderr,
+    )
 
 
 def _note(options: ScanOptions, line: str) -> None:
