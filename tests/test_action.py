@@ -210,3 +210,19 @@ def test_an_explicit_range_input_wins_over_the_event(
     run = run_action(repo.path, "push", {"before": before, "after": after},
                      range=f"{after}..{after}")  # fmt: skip
     assert run.code == 0 and "no commits" in run.log
+
+
+def test_an_incomplete_scan_says_so_in_the_summary_and_an_annotation(gitrepo: GitRepo) -> None:
+    import gzip
+
+    before = gitrepo.commit("clean", **{"README.md": "hello\n"})
+    cut = gzip.compress(b"K=nothing to see\n" * 50)[:30]  # a truncated archive: unreadable
+    gitrepo.path.joinpath("cut.gz").write_bytes(cut)
+    gitrepo("add", "cut.gz")
+    after = gitrepo.commit("archive")
+    run = run_action(gitrepo.path, "push", {"before": before, "after": after})
+    assert run.code == 2
+    assert any(a.startswith("::error title=keysentry::incomplete scan") for a in run.annotations)
+    assert "no OpenAI keys found\n" not in run.summary
+    assert "incomplete scan" in run.summary and "corrupt gzip archive" in run.summary
+    assert run.outputs["incomplete"] == "true"

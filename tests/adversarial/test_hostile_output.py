@@ -450,3 +450,20 @@ def test_a_skipped_path_that_holds_a_key_is_named_redacted(
     assert text.code == report.code == 0
     assert "sk-proj-..." in json.loads(report.out)["summary"]["skipped"][0]["path"]
     assert_nowhere(named, text.out, text.err, report.out, report.err)
+
+
+def test_a_key_in_a_file_name_is_redacted_in_the_action_summary(
+    gitrepo: GitRepo, rng: random.Random
+) -> None:
+    found, named = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.PROJECT, rng).key
+    before = gitrepo.commit("clean", **{"README.md": "hello\n"})
+    gitrepo.write(f"dir{named}/app.env", f"K={found}\n")
+    commit_as(gitrepo.path, f"Eve {named}", "leak")
+    after = gitrepo("rev-parse", "HEAD")
+    run = run_action(gitrepo.path, "push", {"before": before, "after": after})
+    assert run.code == 1
+    assert "dirsk-proj-..." in run.summary
+    work = gitrepo.path.parent
+    outputs = [work / "summary.md", work / "output.txt", gitrepo.path / "keysentry.sarif"]
+    assert_nowhere(named, run.log, run.summary, under=outputs)
+    assert_nowhere(found, run.log, run.summary, under=outputs)

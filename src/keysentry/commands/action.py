@@ -26,7 +26,7 @@ from keysentry.commands.scan import (
     write_report,
 )
 from keysentry.errors import ExitCode, InputError, KeysentryError
-from keysentry.safety import escape_control, say
+from keysentry.safety import escape_control, say, scrub
 from keysentry.scanner.pipeline import ScanResult
 from keysentry.scanner.report import FORMATS, render
 from keysentry.scanner.report.github import escape_data
@@ -104,6 +104,11 @@ def run(environ: dict[str, str]) -> int:
     summarize(result, options)
     _annotate(result)
     _write_outputs(result, environ)
+    if result.unreadable and not options.allow_incomplete:
+        print(
+            f"::error title=keysentry::{escape_data(_incomplete(result))}: not a pass "
+            "(the step log and summary name what was not read)"
+        )
     if live:
         return int(ExitCode.LIVE)
     if incomplete(result, options):
@@ -193,15 +198,20 @@ def _write_outputs(result: ScanResult, environ: dict[str, str]) -> None:
     if output:
         with open(output, "a", encoding="utf-8") as handle:
             handle.write(f"findings={len(result.findings)}\n")
+            handle.write(f"incomplete={str(result.unreadable > 0).lower()}\n")
             if sarif:
                 handle.write(f"sarif-file={sarif}\n")
 
 
 def step_summary(result: ScanResult) -> str:
-    """A Markdown table of the findings, redacted, cut to fit GitHub's 1 MiB."""
+    """A Markdown table of the findings, redacted, cut to fit GitHub's 1 MiB, after what
+    could not be read, if anything (then no scan is called clean)."""
+    unread = _unread(result)
     if not result.findings:
+        if unread:
+            return f"### keysentry: no OpenAI keys found in what could be read\n\n{unread}"
         return f"### keysentry: no OpenAI keys found\n\nScanned {result.blobs} blobs.\n"
-    head = (
+    head = unread + (
         f"### keysentry: {len(result.findings)} OpenAI key(s) found\n\n"
         "| file | line | kind | key | introduced | fingerprint |\n|---|---|---|---|---|---|\n"
     )
@@ -211,7 +221,7 @@ def step_summary(result: ScanResult) -> str:
         introduced = finding.provenance.get("git", {}).get("introduced")
         commit = introduced["commit"][:12] if introduced else ""
         row = (
-            f"| `{_cell(finding.path)}` | {finding.line} | {finding.kind.value} | "
+            f"| `{_cell(scrub(finding.path))}` | {finding.line} | {finding.kind.value} | "
             f"`{finding.redacted}` | {commit} | `{finding.fingerprint}` |\n"
         )
         if size + len(row) > SUMMARY_LIMIT - 200:
@@ -220,6 +230,20 @@ def step_summary(result: ScanResult) -> str:
         rows.append(row)
         size += len(row)
     return head + "".join(rows)
+
+
+def _incomplete(result: ScanResult) -> str:
+    items = "item" if result.unreadable == 1 else "items"
+    return f"incomplete scan: {result.unreadable} {items} could not be read"
+
+
+def _unread(result: ScanResult) -> str:
+    """Markdown naming each item that could not be read, and why ('' when all was read)."""
+    items = [s for s in result.skipped if s.unreadable][:100]
+    if not items:
+        return ""
+    lines = [f"- `{_cell(scrub(s.path))}`: {_cell(scrub(s.reason))}\n" for s in items]
+    return f"**{_incomplete(result)}**:\n\n" + "".join(lines) + "\n"
 
 
 def _cell(text: str) -> str:
