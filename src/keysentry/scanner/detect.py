@@ -23,6 +23,7 @@ incomplete rather than clean.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -93,7 +94,11 @@ _KIND_NEEDLES = {kind: [n for n in NEEDLES if n.kind is kind] for kind in Kind}
 _KIND_LONGEST = {kind: max(len(n.pattern) for n in NEEDLES if n.kind is kind) for kind in Kind}
 # A search chunk with more hits than this switches the buffer to the per-kind search.
 _SEARCH_CHUNK = 1 << 13
+_LARGEST_SEARCH_CHUNK = 1 << 20  # chunks grow while they hold no hit
 _DENSE = 64
+# Up to this size a buffer is first searched whole: without a hit, nothing else is set up.
+_QUICK = 1 << 16
+_KIND_COUNT = len(Kind)
 # Per kind, chunks start small after a hit and grow while empty; once a kind has had hits, only
 # up to a size whose listing costs little even when it runs into a dense stretch.
 _FIRST_KIND_CHUNK = 256
@@ -153,6 +158,9 @@ def detect(data: bytes) -> list[Match]:
 
 def search(data: bytes) -> Detection:
     """Every OpenAI key in `data`, and whether all of it was searched."""
+    quick = len(data) <= _QUICK and data.find(b"\0", 0, 8192) < 0
+    if quick and not _SEARCH.find_matches_as_indexes(data):
+        return Detection([], None)  # most files: no needle, not UTF-16
     budget = _Budget(BUDGET_PER_BYTE * len(data) + BUDGET_FLOOR)
     matches = _Pass(data, 0, budget).run()
     reason = None
@@ -250,7 +258,7 @@ class _Pass:
     def __init__(self, data: bytes, depth: int, budget: _Budget) -> None:
         self.data, self.depth, self.budget = data, depth, budget
         self.found: dict[tuple[int, bytes], Match] = {}
-        self.coverage = [0] * len(Kind)
+        self.coverage = [0] * _KIND_COUNT
         self.windows: dict[str, list[_Window]] = {
             "base64": [],
             "wrapped": [],
@@ -258,10 +266,6 @@ class _Pass:
             "escaped": [],
             "utf16": [],
         }
-        self.key_runs = _Runs(data, _KEY_RUNS)
-        self.base64_runs = _Runs(data, _BASE64_RUNS)
-        self.wrapped_runs = _Runs(data, _WRAPPED_RUNS)
-        self.hex_runs = _Runs(data, _HEX_RUNS)
         self.introducers: dict[Kind, _Introducers] = {}
         self.decoding = depth < MAX_DEPTH
         self._next_sk = -_INF
@@ -272,6 +276,22 @@ class _Pass:
             Kind.ESCAPED: self._escaped,
             Kind.UTF16: self._utf16,
         }
+
+    @functools.cached_property
+    def key_runs(self) -> _Runs:
+        return _Runs(self.data, _KEY_RUNS)
+
+    @functools.cached_property
+    def base64_runs(self) -> _Runs:
+        return _Runs(self.data, _BASE64_RUNS)
+
+    @functools.cached_property
+    def wrapped_runs(self) -> _Runs:
+        return _Runs(self.data, _WRAPPED_RUNS)
+
+    @functools.cached_property
+    def hex_runs(self) -> _Runs:
+        return _Runs(self.data, _HEX_RUNS)
 
     def run(self) -> list[Match]:
         self._search()
@@ -284,9 +304,9 @@ class _Pass:
     def _search(self) -> None:
         data, size = self.data, len(self.data)
         view = memoryview(data)
-        pos = 0
+        pos, chunk = 0, _SEARCH_CHUNK
         while pos < size:
-            end = min(size, pos + _SEARCH_CHUNK)
+            end = min(size, pos + chunk)
             hits = _SEARCH.find_matches_as_indexes(view[pos:end])
             if len(hits) > _DENSE:
                 for kind in Kind:
@@ -297,6 +317,7 @@ class _Pass:
                 self._hit(needle.kind, pos + start, needle.phase)
             if end == size:
                 return
+            chunk = _SEARCH_CHUNK if hits else min(4 * chunk, _LARGEST_SEARCH_CHUNK)
             pos = end - _LONGEST + 1
 
     def _search_kind(self, kind: Kind, view: memoryview, pos: int) -> None:
@@ -413,6 +434,10 @@ class _Pass:
     def _decode_windows(self) -> None:
         data, size = self.data, len(self.data)
         views: list[_View] = []
+        if not any(self.windows.values()):
+            if self.depth == 0:
+                self._search_views([_View(v, size, (False, False)) for v in _utf16_text(data)])
+            return
         for lo, hi, edges, groups in _chunks(self.windows["base64"], _REACH_BASE64, size):
             views += [_View(v, hi - lo, edges) for v in base64_views(data, lo, hi, False, groups)]
         for lo, hi, edges, _ in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
@@ -499,14 +524,15 @@ class _View(NamedTuple):
 
 
 def _utf16_text(data: bytes) -> list[Decoded]:
-    """The whole buffer as UTF-16 text when it looks like it (NUL in many high bytes, few
-    low ones: Windows exports, PowerShell output, with or without a BOM), so that every
+    """The whole buffer as UTF-16 text when its start looks like it (NUL in many high bytes,
+    few low ones: Windows exports, PowerShell output, with or without a BOM), so that every
     encoding inside it is found, not only plain keys (which the UTF-16 needles find in any
     buffer)."""
-    if len(data) < 64:
+    head = data[:8192]
+    if len(head) < 64 or b"\0" not in head:
         return []
-    even_nuls, odd_nuls = data[0::2].count(0), data[1::2].count(0)
-    units = len(data) // 2
+    even_nuls, odd_nuls = head[0::2].count(0), head[1::2].count(0)
+    units = len(head) // 2
     if odd_nuls >= units // 4 and even_nuls <= units // 16:
         codec = Codec.UTF16LE
     elif even_nuls >= units // 4 and odd_nuls <= units // 16:

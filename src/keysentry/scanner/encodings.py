@@ -245,11 +245,11 @@ _NOT_ASCII = b"\xff"
 def _token_table() -> dict[bytes, bytes]:
     table: dict[bytes, bytes] = {}
     for value in range(256):
-        raw, text = bytes((value,)), raw_or_ff(value)
+        raw = bytes((value,))
         for digits in _case_variants(f"{value:02x}"):
             table[f"%{digits}".encode()] = raw
             table[f"\\x{digits}".encode()] = raw
-            table[f"\\u00{digits}".encode()] = text
+            table[f"\\u00{digits}".encode()] = raw
     for value in range(128):
         raw = bytes((value,))
         for width in range(len(str(value)), 4):
@@ -261,10 +261,6 @@ def _token_table() -> dict[bytes, bytes]:
     for letter, value in _SIMPLE.items():
         table[b"\\" + letter] = bytes((value,))
     return table
-
-
-def raw_or_ff(value: int) -> bytes:
-    return bytes((value,)) if value < 0x80 else _NOT_ASCII
 
 
 _TOKENS = _token_table()
@@ -310,19 +306,30 @@ def _unescape_in_bulk(window: bytes) -> bytes | None:
     if b"&#" in window or (has_backslash and has_percent):
         return None
     if has_percent:
-        # Quoted-printable is percent-encoding with `=` for `%`.
+        # Quoted-printable is percent-encoding with `=` for `%`; a `%` before a line break
+        # would be a soft line break there, and one not followed by two hex digits would be
+        # read differently: the length tells.
+        if b"%\n" in window or b"%\r" in window or b"%00" in window:
+            return None
         quoted = window.replace(b"=", b"\0").replace(b"%", b"=")
-        return binascii.a2b_qp(quoted).replace(b"\0", b"=")
+        decoded = binascii.a2b_qp(quoted).replace(b"\0", b"=")
+        return decoded if len(decoded) == len(window) - 2 * window.count(b"%") else None
     if has_backslash:
+        if any(escape in window for escape in _BULK_ONLY_ESCAPES):
+            return None
         escaped = window.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                decoded: bytes = codecs.escape_decode(escaped)[0]
+                decoded = codecs.escape_decode(escaped)[0]
         except ValueError:
             return None
         return decoded
     return window
+
+
+# Escapes that codecs.escape_decode reads and the token decoder does not.
+_BULK_ONLY_ESCAPES = (b"\\a", b"\\v", b"\\\n", b"\\\r", *(b"\\%d" % d for d in range(8)))
 
 
 def _unescape_by_tokens(window: bytes, lo: int) -> Decoded:

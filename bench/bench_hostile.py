@@ -1,0 +1,125 @@
+"""Hostile input: files built to make a detector slow, timed against plain text of the same size.
+
+    python bench/bench_hostile.py [--size-mb 16] [--rounds 5] [--only NAME]
+
+Each file repeats what costs a detector work per occurrence: the marker and each of its
+encoded forms (every needle keysentry searches for), nested encodings, wrapped base64 whose
+lines split the encoded marker, prefixes without a key, and one long line. Each is timed three
+ways, round after round with the order rotated: keysentry's detector in this process
+(`search(bytes)`, CPU seconds), the `keysentry scan` command, and betterleaks (OpenAI rule) on
+the same file. Prints a Markdown table of medians: detector throughput, and each command's wall
+time as a ratio to its own time on plain text of the same size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from common import Runs, betterleaks_command, keysentry, real_text_files, time_once
+from keysentry.scanner.detect import search
+from keysentry.scanner.keys import MARKER
+
+M = MARKER
+b64 = base64.b64encode
+
+
+def repeated(unit: bytes, size: int) -> bytes:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+def wrapped(data: bytes, width: int) -> bytes:
+    return b"\n".join(data[i : i + width] for i in range(0, len(data), width))
+
+
+def cases(size: int) -> dict[str, Callable[[], bytes]]:
+    """Each hostile file by name, built on demand (the largest are 50 MB)."""
+    text = b"".join(p.read_bytes() for p in real_text_files()[:4000])
+    return {
+        "plain text (the baseline)": lambda: repeated(text, size),
+        "marker every 8 bytes": lambda: repeated(M, size),
+        "marker every 9 bytes": lambda: repeated(M + b" ", size),
+        "12 markers per 98-byte run": lambda: repeated(b"-" + M * 12 + b" ", size),
+        "sk- + marker, one run": lambda: repeated(b"sk-" + M, size),
+        "10 M sk- prefixes": lambda: repeated(b"sk-", 30_000_000),
+        "percent needle %54%33%42%6c": lambda: repeated(b"%54%33%42%6c", size),
+        "percent marker with %73%6B%2D": lambda: repeated(b"%73%6B%2D%54%33%42%6c", size),
+        "\\x54\\x33\\x42\\x6c": lambda: repeated(b"\\x54\\x33\\x42\\x6c", size),
+        "\\u0054\\u0033\\u0042\\u006c": lambda: repeated(b"\\u0054\\u0033\\u0042\\u006c", size),
+        "&#84;&#51;&#66;&#108;": lambda: repeated(b"&#84;&#51;&#66;&#108;", size),
+        "&#x54;&#x33;&#x42;&#x6c;": lambda: repeated(b"&#x54;&#x33;&#x42;&#x6c;", size),
+        "sk\\u002dproj\\u002d + marker": lambda: repeated(b"sk\\u002dproj\\u002d" + M, size),
+        "base64 needle": lambda: repeated(b64(M)[:10], size),
+        "base64-of-base64 needle": lambda: repeated(b64(b64(M))[:13], size),
+        "base64 of markers": lambda: b64(repeated(M, size * 3 // 4)),
+        "base64 of markers, wrapped at 76": lambda: wrapped(b64(repeated(M, size * 3 // 4)), 76),
+        "base64 of base64 of markers": lambda: b64(b64(repeated(M, size * 9 // 16))),
+        "split encoded marker every line": lambda: repeated(b64(M)[:5] + b"\n", size),
+        "hex needle": lambda: repeated(M.hex().encode(), size),
+        "UTF-16 marker": lambda: repeated(M.decode().encode("utf-16-le"), size),
+        "50 MB single line": lambda: repeated(b"var a=1;", 50_000_000),
+        "256 KB percent needle": lambda: repeated(b"%54%33%42%6c", 256 * 1024),
+    }
+
+
+def detector_seconds(data: bytes) -> float:
+    started = time.process_time()
+    detection = search(data)
+    assert detection.matches == [] and detection.incomplete is None
+    return time.process_time() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size-mb", type=float, default=16)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", help="run only the cases whose name holds this")
+    args = parser.parse_args()
+    size = int(args.size_mb * 1e6)
+    work = Path(tempfile.mkdtemp(prefix="keysentry-hostile-"))
+    scan = keysentry()
+    print(f"Files of {args.size_mb:g} MB unless named; median of {args.rounds} rounds.\n")
+    print("| file | detector MB/s (CPU) | keysentry scan (s) | betterleaks fs (s) | "
+          "keysentry / plain | betterleaks / plain | keysentry / betterleaks |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    base: tuple[float, float] | None = None
+    for name, build in cases(size).items():
+        if args.only and args.only not in name and base is not None:
+            continue
+        data = build()
+        path = work / "hostile.txt"
+        path.write_bytes(data)
+        runs = {"keysentry": Runs(), "betterleaks": Runs()}
+        commands = {
+            "keysentry": [*scan, "scan", "-q", str(path)],
+            "betterleaks": betterleaks_command("fs", str(path)),
+        }
+        detector: list[float] = []
+        for round_ in range(args.rounds):
+            order = ["detector", "keysentry", "betterleaks"]
+            for tool in order[round_ % 3 :] + order[: round_ % 3]:
+                if tool == "detector":
+                    detector.append(detector_seconds(data))
+                else:
+                    time_once(commands[tool], runs[tool])
+        mb_s = len(data) / 1e6 / statistics.median(detector)
+        ours, theirs = runs["keysentry"].median_wall, runs["betterleaks"].median_wall
+        if base is None:
+            base = (ours, theirs)
+        print(
+            f"| {name} ({len(data) / 1e6:.1f} MB) | {mb_s:,.0f} | {ours:.3f} | {theirs:.3f} | "
+            f"{ours / base[0]:.2f}x | {theirs / base[1]:.2f}x | {ours / theirs:.2f}x |",
+            flush=True,
+        )
+        path.unlink()
+    print(f"\nkeysentry: {' '.join(scan)} scan -q FILE", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
