@@ -287,3 +287,52 @@ def test_an_archive_blob_whose_member_was_passed_over_is_never_cached_clean(
     cache = gitrepo.path / ".git" / "keysentry" / "clean-blobs"
     blob = bytes.fromhex(gitrepo("rev-parse", "HEAD:a.zip"))
     assert not cache.exists() or blob not in cache.read_bytes()
+
+
+def test_a_7z_archive_is_opened_in_memory_and_an_encrypted_one_is_not_scanned(
+    cli: Any, tmp_path: Path, rng: random.Random, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    py7zr = pytest.importorskip("py7zr")  # keysentry[archives], in the test extra
+    key = key_of(KeyKind.PROJECT, rng).key
+    with py7zr.SevenZipFile(tmp_path / "a.7z", "w") as archive:
+        archive.writestr(TEXT.format(key=key), "conf/settings.py")
+    with py7zr.SevenZipFile(tmp_path / "locked.7z", "w", password="pw") as archive:
+        archive.writestr(TEXT.format(key=key), "conf/settings.py")
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = cli("scan", str(tmp_path / "a.7z"), str(tmp_path / "locked.7z"), "--format", "json")
+    assert result.code == 2
+    assert {(f["path"], f["line"]) for f in result.json()["findings"]} == {
+        (f"{tmp_path}/a.7z!conf/settings.py", 2)
+    }
+    assert f"{tmp_path}/locked.7z: encrypted 7z archive: not scanned" in result.err
+    assert list(work.iterdir()) == [], "nothing is extracted"
+
+
+def test_migrate_plans_a_key_inside_an_archive_for_a_manual_move(
+    cli: Any, tmp_path: Path, rng: random.Random
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    (tmp_path / "app.whl").write_bytes(zip_of({"app/settings.py": TEXT.format(key=key).encode()}))
+    (tmp_path / "keysentry.toml").write_text(
+        '[migrate]\ndestination = "dotenv://.env.prod#{name}"\n'
+    )
+    result = cli("migrate", "plan", str(tmp_path), "--env", "prod")
+    assert result.code == 0, result.err
+    assert "manual: inside an archive: rebuild the archive without it" in result.out
+
+
+def test_an_archive_left_unopened_is_still_searched_as_bytes_under_its_own_path(
+    cli: Any, tmp_path: Path, rng: random.Random
+) -> None:
+    key = key_of(KeyKind.PROJECT, rng).key
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        archive.writestr("a.env", f"K={key}\n")
+    (tmp_path / "x!y.zip").write_bytes(buffer.getvalue())
+    result = cli("scan", str(tmp_path / "x!y.zip"), "--max-archive-depth", "0", "--format", "json")
+    assert result.code == 2
+    [found] = result.json()["findings"]
+    assert found["path"] == f"{tmp_path}/x!y.zip" and "archive" not in found
+    assert "zip archive not opened: nested deeper than 0" in result.err

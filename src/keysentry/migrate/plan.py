@@ -111,8 +111,9 @@ def make_plan(root: str, config: Config, env: str | None, max_file_size: int) ->
     for finding in result.unsuppressed:
         path = _relative(finding.path, root)
         item_env = _environment(path, env)
+        inside = "archive" in finding.provenance  # a member: no file to rewrite
         if path not in texts:
-            texts[path] = _text(finding.path)
+            texts[path] = None if inside else _text(finding.path)
         text = texts[path]
         name = _name(finding, (text or "").splitlines())
         template = destination_template(config, item_env)
@@ -121,6 +122,8 @@ def make_plan(root: str, config: Config, env: str | None, max_file_size: int) ->
         action, note = (
             _action(finding, path) if text is not None else ("manual", "not UTF-8: move it by hand")
         )
+        if inside:
+            action, note = "manual", "inside an archive: rebuild the archive without it"
         items.append(
             Item(
                 path,

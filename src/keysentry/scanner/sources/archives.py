@@ -27,7 +27,6 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import IO, Any, NamedTuple, cast
 
 from keysentry.scanner.findings import Blob, Finding
@@ -67,13 +66,17 @@ def current() -> Limits:
     return _LIMITS[-1]
 
 
-@contextmanager
-def limits_set(limits: Limits) -> Iterator[None]:
-    """Scan with `limits` inside the block (commands/scan sets the user's for each scan)."""
-    _LIMITS.append(limits)
-    try:
-        yield
-    finally:
+class limits_set:  # used as a function: `with limits_set(limits):`
+    """Scan with `limits` inside the block (commands/scan sets the user's for each scan). A
+    class, not contextlib: importing contextlib costs the pre-commit path 4 ms."""
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+
+    def __enter__(self) -> None:
+        _LIMITS.append(self._limits)
+
+    def __exit__(self, *exc: object) -> None:
         _LIMITS.pop()
 
 
@@ -192,6 +195,13 @@ class Walk:
         provenance = {**self.provenance, **extra, "archive": {"members": parts[1:]}}
         return Blob(chain_path(parts), data, provenance)
 
+    def raw(self, parts: list[str], data: bytes, extra: Mapping[str, Any]) -> Blob:
+        """An archive that could not be opened, as the bytes it is (plain keys still found):
+        a member, or the top-level blob itself under its own path."""
+        if len(parts) > 1:
+            return self.blob(parts, data, extra)
+        return Blob(self.top, data, self.provenance)
+
     def too_big(self, parts: list[str], size: int) -> Skip:
         limit = self.limits.max_member_size
         return Skip(
@@ -266,7 +276,7 @@ class Walk:
                 unreadable=True,
             )
             if raw is not None:
-                yield self.blob(parts, raw, extra) if len(parts) > 1 else Blob(where, raw)
+                yield self.raw(parts, raw, extra)
             return
         opener = _OPENERS[kind]
         try:
@@ -278,7 +288,7 @@ class Walk:
         except _Unsupported as exc:
             yield Skip(where, f"{kind} archive not opened: {exc}", unreadable=True)
             if raw is not None:
-                yield self.blob(parts, raw, extra) if len(parts) > 1 else Blob(where, raw)
+                yield self.raw(parts, raw, extra)
         except (TypeError, AttributeError, NameError, AssertionError):
             raise  # a bug here, not a hostile archive
         except Exception as exc:
@@ -541,6 +551,7 @@ class _Inflate(io.RawIOBase):
         self._walk, self._raw, self._kind = walk, raw, kind
         self._consumed = self.produced = 0
         self._buffer = b""
+        self._offset = 0  # what of _buffer was read
         self._pending = b""
         self._done = False
         self._at = 0
@@ -588,16 +599,20 @@ class _Inflate(io.RawIOBase):
         return self._at
 
     def peek(self, size: int) -> bytes:
-        while len(self._buffer) < size and not self._done:
-            self._buffer += self._produce(size - len(self._buffer))
-        return self._buffer[:size]
+        while len(self._buffer) - self._offset < size and not self._done:
+            self._buffer = self._buffer[self._offset :] + self._produce(size)
+            self._offset = 0
+        return self._buffer[self._offset : self._offset + size]
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
             size = 1 << 62
-        while not self._buffer and not self._done:
-            self._buffer = self._produce(min(size, _CHUNK))
-        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        while self._offset >= len(self._buffer) and not self._done:
+            self._buffer, self._offset = self._produce(_CHUNK), 0
+        # An offset into the chunk, not a slice of what is left: tarfile reads 10 KiB at a
+        # time, and re-slicing a 1 MiB chunk for each would copy it a hundred times.
+        data = self._buffer[self._offset : self._offset + size]
+        self._offset += len(data)
         self._at += len(data)
         return data
 
@@ -671,8 +686,11 @@ class _Tally(io.RawIOBase):
 def _open_7z(
     walk: Walk, stream: IO[bytes], parts: list[str], depth: int, extra: Mapping[str, Any]
 ) -> Iterator[Blob | Skip]:
+    """A 7z archive through py7zr, into memory (never to disk): py7zr decompresses a solid
+    archive as a whole, so its total size is budgeted, and bounded by the member limit, first."""
     try:
         import py7zr
+        from py7zr.io import BytesIOFactory
     except ImportError:
         raise _Unsupported("install keysentry[archives] (py7zr) to open it") from None
     with py7zr.SevenZipFile(stream) as archive:
@@ -683,14 +701,16 @@ def _open_7z(
         for _ in files:
             walk.count_entry()
         total = sum(f.uncompressed or 0 for f in files)
-        # py7zr decompresses a solid archive as a whole: its total is budgeted up front.
         walk.count_bytes(total)
         if total > walk.limits.max_member_size:
             yield walk.too_big(parts, total)
             return
-        contents = archive.readall() or {}
-        for name, handle in sorted(contents.items()):
-            yield from walk.member([*parts, name], depth, opener_of(handle), None, None, extra)
+        factory = BytesIOFactory(walk.limits.max_member_size)
+        archive.extractall(factory=factory)
+        for name, handle in sorted(factory.products.items()):
+            handle.seek(0)
+            read = opener_of(cast(IO[bytes], handle))
+            yield from walk.member([*parts, name], depth, read, None, None, extra)
 
 
 def opener_of(handle: IO[bytes]) -> Callable[[], IO[bytes]]:
