@@ -3,9 +3,14 @@
     python bench/bench_hook.py [--runs N]
 
 - `pre-commit run keysentry`: the hook as users run it (its environment already installed);
-- `keysentry scan --staged`: the bare hook command;
+- the hook's own command, `keysentry scan --pre-commit --quiet FILES`, run from the fresh
+  virtualenv pre-commit built for it (keysentry and its dependencies only, bytecode compiled
+  by pip), and `keysentry scan --staged` (what `install-hook` runs) from the same venv;
 - `betterleaks git --staged` restricted to its OpenAI rule;
-- `python -c pass`: the interpreter's own start-up.
+- `python -c pass` with that venv's interpreter: the start-up no Python tool can avoid.
+
+Timed round by round, alternating the tools; wall and CPU time (user + system, git's
+included) are both reported, CPU being the steadier on a shared machine.
 
 Needs `pip install '.[test]'` (betterleaks among them). The hook's environment is built
 offline, as in the tests, from wheels of what this interpreter has installed
@@ -22,11 +27,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import betterleaks, betterleaks_command, keysentry, median_seconds, table
+from common import alternate, betterleaks, betterleaks_command, table
 from project_snapshot import offline_install_env, snapshot, wheelhouse
 from synthetic_repo import build
 
 IDENTITY = ["-c", "user.name=Bench", "-c", "user.email=bench@example.com"]
+BETTERLEAKS = "betterleaks git --staged (openai rule)"
 
 
 def main() -> None:
@@ -64,35 +70,40 @@ def main() -> None:
             handle.write("# a typical change\nvalue = compute(value) + 1\n")
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     os.environ.update(env)
-    rows = [
-        (
-            "pre-commit run keysentry",
-            median_seconds([*pre_commit, "run", "keysentry"], args.runs, repo),
-            "",
-        ),
-        (
-            "keysentry scan --staged (bare hook command)",
-            median_seconds([*keysentry(), "scan", "--staged", "-q"], args.runs, repo),
-            "",
-        ),
-        (
-            "betterleaks git --staged (openai rule)",
-            median_seconds(
-                betterleaks_command("git", ".", "--staged"),
-                args.runs,
-                repo,
-            ),
-            "",
-        ),
-        (
-            "python -c pass (interpreter start-up)",
-            median_seconds([sys.executable, "-c", "pass"], args.runs, repo),
-            "",
-        ),
-    ]
-    print(f"A 10-file staged commit; median of {args.runs} runs.\n")
-    print(table(rows, ["betterleaks git --staged (openai rule)"]))
+    staged = git_output(repo, "diff", "--cached", "--name-only").split()
+    hook_bin = hook_environment(work / "pre-commit-home")
+    hook_keysentry = str(hook_bin / "keysentry")
+    commands = {
+        "pre-commit run keysentry": [*pre_commit, "run", "keysentry"],
+        "keysentry scan --pre-commit (the hook's command, its venv)": [
+            hook_keysentry,
+            "scan",
+            "--pre-commit",
+            "--quiet",
+            *staged,
+        ],
+        "keysentry scan --staged (its venv)": [hook_keysentry, "scan", "--staged", "-q"],
+        BETTERLEAKS: betterleaks_command("git", ".", "--staged"),
+        "python -c pass (the hook venv's interpreter)": [str(hook_bin / "python"), "-c", "pass"],
+    }
+    runs = alternate(commands, args.runs, cwd=repo)
+    rows = [(name, runs[name], "") for name in commands]
+    print(f"A 10-file staged commit; median of {args.runs} alternating rounds.\n")
+    print(table(rows, [BETTERLEAKS, "python -c pass (the hook venv's interpreter)"]))
     shutil.rmtree(work)
+
+
+def git_output(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def hook_environment(home: Path) -> Path:
+    """The bin/ of the virtualenv pre-commit built for the hook: a fresh venv holding only
+    keysentry and its dependencies, installed as a user's machine installs them."""
+    [python] = sorted(home.glob("repo*/py_env-*/bin/python"))
+    return python.parent
 
 
 if __name__ == "__main__":

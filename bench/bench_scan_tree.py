@@ -1,28 +1,34 @@
 """Working-tree scan: keysentry vs betterleaks (OpenAI rule only) vs ripgrep (the floor).
 
-    python bench/bench_scan_tree.py [--runs N]
+    python bench/bench_scan_tree.py [--runs N] [--repo PATH]
 
-Builds a tree from the standard library's text (about 32 MB, 2,000 files) outside any git
-work tree, plants every key format plain and base64-encoded, then times each tool on it in
-turns, and checks what each one found.
+The tree is an export of a real repository's HEAD (`git archive HEAD | tar -x`: files only, no
+`.git/`, which betterleaks would read too) when --repo is given, else the standard library's
+text (about 32 MB, 2,000 files). Every key format is planted in it plainly and base64-encoded,
+outside any git work tree; then each tool is timed, round by round, and what each found is
+checked against what was planted: a planted key counts as found only when the tool reports
+that key in the file it was planted in (a false positive finds nothing).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import random
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from pathlib import Path
 
 from common import (
+    alternate,
     betterleaks_command,
     key_lines,
     keysentry,
-    median_seconds,
     real_text_files,
     real_text_root,
     ripgrep,
@@ -30,8 +36,7 @@ from common import (
 )
 
 
-def build_tree(root: Path, rng: random.Random) -> tuple[int, int]:
-    """Copy the corpus under `root` and plant keys; returns (files, planted keys)."""
+def copy_stdlib(root: Path) -> list[Path]:
     source_root = real_text_root()
     copied = []
     for path in real_text_files():
@@ -39,54 +44,96 @@ def build_tree(root: Path, rng: random.Random) -> tuple[int, int]:
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest)
         copied.append(dest)
-    planted = key_lines(rng)
-    for (_, line), target in zip(planted, rng.sample(copied, len(planted)), strict=True):
+    return copied
+
+
+def export_head(repo: Path, root: Path) -> list[Path]:
+    """The files of `repo`'s HEAD, as `git archive HEAD | tar -x` writes them."""
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", "--format=tar", "HEAD"], capture_output=True, check=True
+    ).stdout
+    root.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(root, filter="data")
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def plant(
+    files: list[Path], root: Path, rng: random.Random
+) -> tuple[set[tuple[str, str]], dict[str, str]]:
+    """Append each key line to a file of its own; returns the (path, key) pairs planted and
+    each key's format (its prefix and length, to name misses without printing a key)."""
+    planted = set()
+    formats = {}
+    lines = key_lines(rng)
+    for (key, line), target in zip(lines, rng.sample(files, len(lines)), strict=True):
         with open(target, "a", encoding="utf-8") as handle:
-            handle.write(line)
-    return len(copied), len(planted)
+            handle.write("\n" + line)
+        planted.add((os.path.relpath(target, root), key.key))
+        formats[key.key] = f"{key.prefix} ({len(key.key)} chars)"
+    return planted, formats
+
+
+def keysentry_found(tree: Path) -> set[tuple[str, str]]:
+    """(path, key) of every finding, the keys revealed only inside this process."""
+    done = subprocess.run(
+        [*keysentry(), "scan", "-q", "--format", "json", "--show-secrets", "."],
+        cwd=tree,
+        capture_output=True,
+        check=False,
+    )
+    findings = json.loads(done.stdout)["findings"]
+    return {(os.path.normpath(f["path"].split("!")[0]), f["secret"]) for f in findings}
+
+
+def betterleaks_found(report: Path) -> set[tuple[str, str]]:
+    findings = json.loads(report.read_text())["findings"]
+    return {(os.path.normpath(f["location"]["path"]), f["match"]["value"]) for f in findings}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--repo", type=Path, help="export this repository's HEAD as the tree")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="keysentry-bench-"))
     tree = work / "tree"
-    files, keys = build_tree(tree, random.Random(20261128))
+    if args.repo:
+        files, what = export_head(args.repo, tree), f"{args.repo.resolve().name} HEAD (git archive)"
+    else:
+        tree.mkdir()
+        files, what = copy_stdlib(tree), "the standard library's text"
+    planted, formats = plant(files, tree, random.Random(20261128))
     size = sum(p.stat().st_size for p in tree.rglob("*") if p.is_file())
     report = work / "betterleaks.json"
     commands = {
-        "keysentry scan": [*keysentry(), "scan", "-q", str(tree)],
-        "betterleaks fs (openai rule)": betterleaks_command("fs", str(tree), "-o", str(report)),
-        "rg -c T3BlbkFJ (floor)": [ripgrep(), "-c", "T3BlbkFJ", str(tree)],
+        "keysentry scan": [*keysentry(), "scan", "-q", "."],
+        "betterleaks fs (openai rule)": betterleaks_command("fs", ".", "-o", str(report)),
+        "rg -c T3BlbkFJ (floor)": [ripgrep(), "-c", "T3BlbkFJ", "."],
         "python -c pass (interpreter start-up)": [sys.executable, "-c", "pass"],
-        "keysentry --version (start-up)": [*keysentry(), "--version"],
     }
+    subprocess.run(commands["betterleaks fs (openai rule)"], cwd=tree, capture_output=True)
     found = {
-        "keysentry scan": len(
-            json.loads(
-                subprocess.run(
-                    [*keysentry(), "scan", "-q", "--format", "json", str(tree)],
-                    capture_output=True,
-                    check=False,
-                ).stdout
-            )["findings"]
-        ),
+        "keysentry scan": keysentry_found(tree) & planted,
+        "betterleaks fs (openai rule)": betterleaks_found(report) & planted,
     }
-    subprocess.run(commands["betterleaks fs (openai rule)"], capture_output=True, check=False)
-    found["betterleaks fs (openai rule)"] = len(json.loads(report.read_text())["findings"])
-    medians = {name: 0.0 for name in commands}
-    for name, command in commands.items():
-        medians[name] = median_seconds(command, args.runs)
+    runs = alternate(commands, args.runs, cwd=tree)
     rows = [
-        (name, medians[name], f"found {found[name]} of {keys} planted" if name in found else "")
+        (
+            name,
+            runs[name],
+            f"found {len(found[name])} of {len(planted)} planted" if name in found else "",
+        )
         for name in commands
     ]
     print(
-        f"Tree: {files} files, {size / 1e6:.1f} MB; {keys} keys planted "
-        f"(every format, plain and base64); median of {args.runs} runs.\n"
+        f"Tree: {what}, {len(files):,} files, {size / 1e6:.1f} MB; {len(planted)} keys planted "
+        f"(every format, plain and base64); median of {args.runs} alternating rounds.\n"
     )
     print(table(rows, ["rg -c T3BlbkFJ (floor)", "betterleaks fs (openai rule)"]))
+    for name, hits in found.items():
+        missed = sorted({formats[key] for _, key in planted - hits})
+        print(f"\n{name} missed: {', '.join(missed) or 'none'}")
     shutil.rmtree(work)
 
 

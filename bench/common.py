@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import base64
 import random
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # keygen, snapshot
@@ -88,33 +89,94 @@ def key_lines(rng: random.Random) -> list[tuple[Planted, str]]:
     return lines
 
 
+class Runs:
+    """One tool's runs: wall and CPU seconds (user + system of the process and everything it
+    waited for: git included), one pair per round."""
+
+    def __init__(self) -> None:
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    @property
+    def median_wall(self) -> float:
+        return statistics.median(self.wall)
+
+    @property
+    def median_cpu(self) -> float:
+        return statistics.median(self.cpu)
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def time_once(
+    command: Sequence[str], runs: Runs, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> None:
+    """Run `command` once (output discarded) and add its wall and CPU time to `runs`."""
+    cpu, started = _children_cpu(), time.perf_counter()
+    subprocess.run(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
+    runs.wall.append(time.perf_counter() - started)
+    runs.cpu.append(_children_cpu() - cpu)
+
+
+def alternate(
+    commands: Mapping[str, Sequence[str]],
+    rounds: int,
+    cwd: Path | None = None,
+    prepare: Mapping[str, Callable[[], None]] | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Runs]:
+    """Time every command once per round, round after round, the order rotated each round, so
+    that a noisy neighbour slows every tool alike (a block of runs of one tool would catch a
+    burst alone). `prepare[name]` runs before that tool's run, untimed."""
+    names = list(commands)
+    results = {name: Runs() for name in names}
+    for round_ in range(rounds):
+        for offset in range(len(names)):
+            name = names[(round_ + offset) % len(names)]
+            if prepare and name in prepare:
+                prepare[name]()
+            time_once(commands[name], results[name], cwd, env)
+    return results
+
+
 def median_seconds(
     command: Sequence[str],
     runs: int,
     cwd: Path | None = None,
     prepare: Callable[[], None] | None = None,
 ) -> float:
-    """The median wall time of `runs` runs; `prepare` runs before each, untimed."""
-    times = []
+    """The median wall time of `runs` runs of one command; `prepare` runs before each, untimed.
+    (Comparisons use `alternate`.)"""
+    timed = Runs()
     for _ in range(runs):
         if prepare is not None:
             prepare()
-        started = time.perf_counter()
-        subprocess.run(
-            command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+        time_once(command, timed, cwd)
+    return timed.median_wall
+
+
+def table(rows: list[tuple[str, Runs, str]], baselines: Sequence[str]) -> str:
+    """A Markdown table of median wall and CPU times, each with its ratio to every `baselines`
+    row (wall ratio / CPU ratio)."""
+    of = {name: runs for name, runs, _ in rows}
+    head = "| tool | wall (s) | CPU (s) | " + " | ".join(
+        f"ratio to {b} (wall / CPU)" for b in baselines
+    )
+    out = [head + " | notes |", "|---|---|---|" + "---|" * len(baselines) + "---|"]
+    for name, runs, notes in rows:
+        ratios = " | ".join(
+            f"{runs.median_wall / of[b].median_wall:.2f}x / "
+            f"{runs.median_cpu / of[b].median_cpu:.2f}x"
+            for b in baselines
         )
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
-def table(rows: list[tuple[str, float, str]], baselines: Sequence[str]) -> str:
-    """A Markdown table of medians, each with its ratio to every `baselines` row."""
-    seconds_of = {name: seconds for name, seconds, _ in rows}
-    head = "| tool | median (s) | " + " | ".join(f"ratio to {b}" for b in baselines) + " | notes |"
-    out = [head, "|---|---|" + "---|" * len(baselines) + "---|"]
-    for name, seconds, notes in rows:
-        ratios = " | ".join(f"{seconds / seconds_of[b]:.2f}x" for b in baselines)
-        out.append(f"| {name} | {seconds:.3f} | {ratios} | {notes} |")
+        out.append(
+            f"| {name} | {runs.median_wall:.3f} | {runs.median_cpu:.3f} | {ratios} | {notes} |"
+        )
     return "\n".join(out)
 
 

@@ -191,3 +191,16 @@ def test_an_internal_error_on_the_fast_path_is_one_scrubbed_line(
     assert hook.main(["scan", "--debug", "--staged", "."]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and key not in err
+
+
+def test_another_tools_pyproject_is_not_parsed_on_a_hook_path(
+    gitrepo: GitRepo, rng: random.Random
+) -> None:
+    key = staged_key(gitrepo, rng)
+    (gitrepo.path / "pyproject.toml").write_text("[tool.black\nline-length = 100\n")  # broken
+    code, out, err = run_lean(gitrepo.path, "scan", "--staged", "-q")
+    assert code == 1 and "HEAVY []" in err and "invalid TOML" not in err
+    (gitrepo.path / "pyproject.toml").write_text("[tool.keysentry\n")  # ours, broken: said
+    code, out, err = run_lean(gitrepo.path, "scan", "--staged", "-q")
+    assert code == 2 and "invalid TOML" in err
+    assert key not in out + err

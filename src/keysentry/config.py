@@ -302,6 +302,8 @@ def load_config(explicit: Path | None = None, directory: Path | None = None) -> 
 
 
 def _from_file(path: Path, required: bool) -> Config:
+    if path.name == "pyproject.toml" and not required and not _mentions_keysentry(path):
+        return Config()  # another tool's file: not parsed (tomllib costs a hook 5-30 ms)
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on Python 3.10 only
@@ -334,6 +336,16 @@ def _from_file(path: Path, required: bool) -> Config:
     validate(path, table, prefix, frozenset(keyed))
     sections = Sections(table, keyed)
     return Config(path, _scan_config(path, sections.get("scan", {}), prefix + "scan"), sections)
+
+
+def _mentions_keysentry(path: Path) -> bool:
+    """Whether a pyproject.toml may hold [tool.keysentry]: its bytes name keysentry (only a
+    quoted key spelt with escapes could hide it). One that cannot be read is parsed, to say
+    why."""
+    try:
+        return b"keysentry" in path.read_bytes()
+    except OSError:
+        return True
 
 
 def _scan_config(path: Path, table: Any, name: str) -> ScanConfig:
