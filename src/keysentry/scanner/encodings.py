@@ -311,25 +311,32 @@ def _unescape_in_bulk(window: bytes) -> bytes | None:
         # read differently: the length tells.
         if b"%\n" in window or b"%\r" in window or b"%00" in window:
             return None
-        quoted = window.replace(b"=", b"\0").replace(b"%", b"=")
+        cut = window.rfind(b"%", max(0, len(window) - 2))  # a window can end inside an escape
+        body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
+        quoted = body.replace(b"=", b"\0").replace(b"%", b"=")
         decoded = binascii.a2b_qp(quoted).replace(b"\0", b"=")
-        return decoded if len(decoded) == len(window) - 2 * window.count(b"%") else None
-    if has_backslash:
-        if any(escape in window for escape in _BULK_ONLY_ESCAPES):
+        if len(decoded) != len(body) - 2 * body.count(b"%"):
             return None
-        escaped = window.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
+        return decoded + tail
+    if has_backslash:
+        if _BULK_ONLY_ESCAPES.search(window):
+            return None
+        # A window can end inside an escape: that tail is kept as it is.
+        cut = window.rfind(b"\\", max(0, len(window) - 6))
+        body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
+        escaped = body.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 decoded = codecs.escape_decode(escaped)[0]
         except ValueError:
             return None
-        return decoded
+        return decoded + tail
     return window
 
 
 # Escapes that codecs.escape_decode reads and the token decoder does not.
-_BULK_ONLY_ESCAPES = (b"\\a", b"\\v", b"\\\n", b"\\\r", *(b"\\%d" % d for d in range(8)))
+_BULK_ONLY_ESCAPES = re.compile(rb"\\[av0-7\r\n]")
 
 
 def _unescape_by_tokens(window: bytes, lo: int) -> Decoded:
