@@ -192,3 +192,24 @@ def test_history_of_a_committed_bomb_is_incomplete_and_never_cached_clean(
         assert f"blob {blob}!zeros.bin: not scanned: compression ratio over 100:1" in result.err
         assert "bomb.zip!app.env:1:3: " in result.out
     assert_nowhere(key, result.out, result.err, under=[gitrepo.path / ".git" / "keysentry"])
+
+
+def test_an_image_manifest_cannot_name_a_file_outside_its_layout(
+    cli: Any, tmp_path: Path, rng: random.Random
+) -> None:
+    """A layout directory whose manifest names `../outside.env` as its config and a layer:
+    only the files the layout holds are ever opened."""
+    import json
+
+    key = key_of(KeyKind.PROJECT, rng).key
+    config = {"history": [{"created_by": f"RUN K={key} make"}]}
+    (tmp_path / "outside.json").write_text(json.dumps(config))
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    manifest = [{"Config": "../outside.json", "Layers": ["/etc/passwd"]}]
+    (layout / "manifest.json").write_text(json.dumps(manifest))
+    result = cli("scan", "--image", str(layout))
+    assert result.code == 2
+    assert "image manifest not understood: ../outside.json is missing" in result.err
+    assert result.out == "", "nothing outside the layout was read"
+    assert_nowhere(key, result.out, result.err)

@@ -17,6 +17,7 @@ are quoted scrubbed (keys redacted): they end up in reports.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -291,11 +292,15 @@ class _DirTree:
             for name in sorted(files):
                 rel = os.path.relpath(os.path.join(directory, name), root)
                 self._names.append(rel.replace(os.sep, "/"))
+        self._listed = frozenset(self._names)
 
     def names(self) -> list[str]:
         return list(self._names)
 
     def _open(self, name: str) -> IO[bytes]:
+        # Only a file the listing found: a manifest naming `../../etc/passwd` names nothing.
+        if name not in self._listed:
+            raise FileNotFoundError(errno.ENOENT, "not in the layout", name)
         fd = os.open(os.path.join(self.root, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         return os.fdopen(fd, "rb")
 
