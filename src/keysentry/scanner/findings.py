@@ -115,6 +115,8 @@ def findings_in(blob: Blob, inline_allow: bool = True) -> list[Finding]:
     # The bytes as they are, too: a file can start with what looks like a BOM and not be text.
     detection = search(blob.data)
     incomplete.append(detection.incomplete)
+    if not detection.matches and not any(incomplete):
+        return found
     raw = _View(blob.data, inline_allow)
     wide: dict[Codec, _View] = {}
     for match in detection.matches:
