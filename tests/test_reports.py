@@ -197,3 +197,18 @@ def test_text_and_github_escape_names_authors_and_remote_text(rng: random.Random
     assert github_line.count("\n") == 1 and "\x1b" not in github_line
     assert github_line.startswith("::error file=x%0Asrc/y.py%3A1%3A1%3A forged\\xff,line=1,")
     assert github.escape_data("a\x1b[2Jb\x07") == "a\\u001b[2Jb\\u0007"
+
+
+def test_a_backslash_or_bang_in_a_posix_name_survives_in_the_sarif_uri(
+    tmp_path: Path, rng: random.Random, cli: Any
+) -> None:
+    """On POSIX a backslash is part of a file name (and of an archive chain's escapes), not a
+    separator: the SARIF URI percent-encodes it rather than turning it into a `/`."""
+    from urllib.parse import unquote
+
+    name = "weird\\dir!name.py"
+    (tmp_path / name).write_text(f"K = '{key_of(KeyKind.PROJECT, rng).key}'\n")
+    result = cli("scan", "--format", "sarif", str(tmp_path / name))
+    (location,) = [r["locations"][0] for r in json.loads(result.out)["runs"][0]["results"]]
+    uri = location["physicalLocation"]["artifactLocation"]["uri"]
+    assert unquote(uri).endswith(name)

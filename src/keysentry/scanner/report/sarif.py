@@ -8,6 +8,7 @@ names (valid text plus a `<field>_bytes` sibling, see report/json.py).
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 from urllib.parse import quote
 
@@ -57,7 +58,9 @@ def _region(finding: Finding) -> dict[str, Any]:
 
 
 def _artifact(path: str) -> dict[str, str]:
-    posix = path.replace("\\", "/").encode("utf-8", "surrogateescape")  # the name's own bytes
+    # Only the platform's own separator becomes `/`: on POSIX a `\\` is part of a name (and of an
+    # archive chain's escapes), which the percent-encoding keeps, byte for byte.
+    posix = path.replace(os.sep, "/").encode("utf-8", "surrogateescape")
     if posix.startswith(b"/"):
         return {"uri": "file://" + quote(posix)}
     return {"uri": quote(posix), "uriBaseId": "%SRCROOT%"}
