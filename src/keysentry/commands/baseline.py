@@ -24,13 +24,12 @@ gone, a line that holds no OpenAI key. Nothing here ever prints or stores a key.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from keysentry.errors import ExitCode, InputError
-from keysentry.safety import escape_control
+from keysentry.safety import say
 from keysentry.scanner.findings import Blob, Finding, findings_in
 
 if TYPE_CHECKING:
@@ -302,18 +301,13 @@ def import_baselines(sources: list[Path], baseline: Path, root: Path) -> int:
                 "redacted": finding.redacted,
             }
         mapped = len({f.fingerprint for f in outcome.found})
-        print(
-            f"keysentry: {escape_control(str(source))} ({fmt}): {len(read)} entries, "
-            f"{mapped} keys mapped, {len(outcome.unmapped)} not mapped",
-            file=sys.stderr,
+        say(
+            f"keysentry: {source} ({fmt}): {len(read)} entries, "
+            f"{mapped} keys mapped, {len(outcome.unmapped)} not mapped"
         )
-        for label, why in outcome.unmapped:
-            line = f"keysentry:   not mapped: {escape_control(label)}: {escape_control(why)}"
-            print(line, file=sys.stderr)
+        for label, why in outcome.unmapped:  # the other tool's file names: anyone's text
+            say(f"keysentry:   not mapped: {label}: {why}")
         missed += sum(1 for _, why in outcome.unmapped if "not an OpenAI key rule" not in why)
     write_baseline_entries(baseline, entries)
-    print(
-        f"keysentry: {baseline}: {len(entries) - before} fingerprints added, {len(entries)} in all",
-        file=sys.stderr,
-    )
+    say(f"keysentry: {baseline}: {len(entries) - before} fingerprints added, {len(entries)} in all")
     return int(ExitCode.FINDINGS if missed else ExitCode.CLEAN)
