@@ -158,3 +158,22 @@ def test_a_source_full_of_keys_and_environ_assignments_rewrites_in_linear_time(
 
     small, large = seconds(500), seconds(4000)
     assert large < 8 * 4 * max(small, 0.01)  # 8x the input: far from 64x
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_key_in_a_file_name_is_redacted_in_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Any, rng: random.Random, fmt: str
+) -> None:
+    key, named = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.PROJECT, rng).key
+    (tmp_path / "keysentry.toml").write_text(
+        '[migrate]\ndestination = "dotenv://store/{env}.env#{name}"\n'
+    )
+    (tmp_path / f"d{named}").mkdir()
+    (tmp_path / f"d{named}" / ".env").write_text(f"OPENAI_API_KEY={key}\n")
+    monkeypatch.chdir(tmp_path)
+    loader.configure(None)
+    planned = cli("migrate", "plan", "--env", "dev", "--format", fmt)
+    assert planned.code == 0, planned.err
+    assert "dsk-proj-..." in planned.out
+    assert_nowhere(named, planned.out, planned.err)
+    assert_nowhere(key, planned.out, planned.err)

@@ -57,7 +57,7 @@ def plan(root: str, env: str | None, fmt: str) -> int:
     if fmt == "json":
         shown = result.to_dict()
         for entry in shown["items"]:
-            entry["path"] = _shown(root, entry["path"])
+            entry["path"] = scrub(_shown(root, entry["path"]))  # a name may hold a key
         print(json.dumps(shown, indent=2))
     else:
         for item in result.items:
@@ -65,9 +65,11 @@ def plan(root: str, env: str | None, fmt: str) -> int:
                 f"{_shown(root, item.path)}:{item.line}: {item.secret.redacted} -> "
                 f"{item.destination} ({item.env}/{item.name}; {item.action}: {item.note})"
             )
-            print(escape_control(line))  # a file name cannot start a line of its own
+            print(
+                escape_control(scrub(line))
+            )  # a file name can neither start a line nor show a key
         for conflict in result.conflicts:
-            print(escape_control(f"CONFLICT {conflict}"))
+            print(escape_control(scrub(f"CONFLICT {conflict}")))
         if not result.items:
             print("keysentry: no key to move", file=sys.stderr)
     return int(ExitCode.FINDINGS if result.conflicts else ExitCode.CLEAN)
