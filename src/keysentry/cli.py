@@ -343,8 +343,8 @@ def install_hook(path: str, hook: str) -> int:
     """Install a plain git hook (pre-commit by default) in the repository at PATH."""
     from keysentry.commands import hooks
 
-    print(f"keysentry: {hooks.install(path, hook)}")
-    return 0
+    _say_out(f"keysentry: {hooks.install(path, hook)}")
+    return int(ExitCode.CLEAN)
 
 
 @cli.command("uninstall-hook")
@@ -354,8 +354,16 @@ def uninstall_hook(path: str, hook: str) -> int:
     """Remove keysentry's git hook and restore the hook it chained, if any."""
     from keysentry.commands import hooks
 
-    print(f"keysentry: {hooks.uninstall(path, hook)}")
-    return 0
+    _say_out(f"keysentry: {hooks.uninstall(path, hook)}")
+    return int(ExitCode.CLEAN)
+
+
+def _say_out(line: str) -> None:
+    """`line` on stdout as `safety.say` writes stderr: the hooks directory is the repository's
+    own `core.hooksPath`, anyone's text."""
+    from keysentry.safety import escape_control, scrub
+
+    print(escape_control(scrub(line)))
 
 
 @cli.command("pre-push")
