@@ -318,3 +318,12 @@ def test_a_percent_encoded_key_after_a_percent_and_a_line_break_is_found() -> No
     data = b"0%\n" + b"".join(b"%%%02X" % c for c in key) + b" "
     (match,) = detect(data)
     assert (match.key, match.start, match.end) == (key, 3, len(data) - 1)
+
+
+def test_a_wholly_escaped_key_at_the_end_of_the_buffer_is_found() -> None:
+    """The bulk decoder keeps a cut-off escape at a window's end as it is; a whole escape
+    there (the key's last character) must still be decoded."""
+    key = make_key(FORMATS[2], 74, random.Random(5)).key.encode()
+    data = b"k=" + b"".join(b"\\x%02x" % c for c in key) + b" "
+    (match,) = detect(data)
+    assert (match.key, match.start, match.end) == (key, 2, len(data) - 1)

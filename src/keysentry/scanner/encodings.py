@@ -323,6 +323,8 @@ def _unescape_in_bulk(window: bytes) -> bytes | None:
             return None
         # A window can end inside an escape: that tail is kept as it is.
         cut = window.rfind(b"\\", max(0, len(window) - 6))
+        if cut >= 0 and _TOKEN.match(window, cut):
+            cut = -1  # a whole escape
         body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
         escaped = body.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
         try:
