@@ -350,3 +350,21 @@ def test_an_accepted_incomplete_scan_is_a_warning_not_an_error(
     assert accepted.code == 0
     assert "keysentry: warning: incomplete scan" in accepted.err
     assert "error" not in accepted.err
+
+
+def test_checking_gitignored_files_reads_no_more_than_its_budget(
+    repo: Path, rng: random.Random, cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keysentry.scanner.sources import gitignored
+
+    key = key_of(KeyKind.PROJECT, rng).key
+    (repo / ".gitignore").write_text("*.log\n")
+    for n in range(6):
+        (repo / f"{n}.log").write_text(f"K={key}\n" + "x" * 1000)
+    monkeypatch.setattr(gitignored, "MAX_TOTAL_CHECKED", 3000)  # room for two of the six
+    monkeypatch.chdir(repo)
+    result = cli("scan", "-v", ".")
+    assert result.code == 0
+    assert "2 gitignored files hold keys" in result.err
+    assert "4 gitignored files were not checked for keys" in result.err
+    assert key not in result.out + result.err

@@ -395,7 +395,10 @@ def _count_ignored_keys(
         for path in holding:
             say(f"keysentry: gitignored, holds a key: {path}")
         if unchecked:
-            say(f"keysentry: {unchecked} gitignored files over 1 MiB were not checked for keys")
+            say(
+                f"keysentry: {unchecked} gitignored files were not checked for keys "
+                "(over 1 MiB each, or past 64 MiB read in all)"
+            )
 
 
 def _scan_repository(

@@ -6,7 +6,9 @@ of a key, are gitignored: skipping them without a word would make a clean summar
 ignored directory, `node_modules/` or `.venv/`, is one entry and is not descended), and each
 such file is read only to ask the detector whether it holds a key; nothing is reported from it.
 Files the user excluded (`--exclude`, `[scan] exclude`) are never read, and files larger than
-`MAX_CHECKED` are not read either (they are counted as unchecked).
+`MAX_CHECKED`, or past `MAX_TOTAL_CHECKED` bytes read in all (a tree of many ignored logs
+would otherwise cost the scan far more than what it scans), are not read either: they are
+counted as unchecked.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from keysentry.scanner.sources.files import FileEntry, FileSource
 # A file of keys is small; reading a large ignored build artefact only to count it is not
 # worth its time.
 MAX_CHECKED = 1 << 20
+MAX_TOTAL_CHECKED = 64 << 20
 
 
 class Ignored(NamedTuple):
@@ -49,18 +52,32 @@ def ignored_with_keys(directory: str, exclude: Sequence[str]) -> Ignored | None:
     root = os.path.realpath(directory)
     found: list[str] = []
     unchecked = 0
+    budget = MAX_TOTAL_CHECKED
     for name in filter(None, listing.split(b"\0")):
         rel = os.fsdecode(name)
         if rel.endswith("/") or _excluded(rel, exclude):
             continue  # an ignored directory, or a file the user excluded: never read
         entry = FileEntry(os.path.normpath(os.path.join(directory, rel)), root)
+        if _size(entry.path) > budget:
+            unchecked += 1
+            continue
         blob = source.read(entry)
         if isinstance(blob, Blob):
+            budget -= len(blob.data)
             if _holds_key(blob):
                 found.append(entry.path)
         elif blob is not None and "size limit" in blob.reason:
             unchecked += 1
     return Ignored(sorted(found), unchecked)
+
+
+def _size(path: str) -> int:
+    """The size of the file at `path` (not following a link); 0 when it cannot be told, and
+    the read then says why."""
+    try:
+        return os.lstat(path).st_size
+    except OSError:
+        return 0
 
 
 def _excluded(rel: str, patterns: Sequence[str]) -> bool:
