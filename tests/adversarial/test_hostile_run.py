@@ -8,6 +8,7 @@ Every test ends with `assert_nowhere`: the key is in no output.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from leaks import assert_nowhere
 
 from keygen import key_of
+from keysentry import loader
 from keysentry.errors import ExitCode
 from keysentry.scanner.keys import KeyKind
 
@@ -22,10 +24,12 @@ FORGING = "a\x1b[31m\nkeysentry: OPENAI_API_KEY from env://forged"
 
 
 @pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OPENAI_API_KEY", "set")
-    return tmp_path
+    loader.configure(None)  # the configuration found from here, not an earlier test's
+    yield tmp_path
+    loader.configure(None)
 
 
 @pytest.mark.parametrize("shape", ["key", "controls"])
