@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from keysentry.atomic import read_text_as_is, write_atomically
@@ -30,11 +30,68 @@ _PLAIN = re.compile(r"[A-Za-z0-9_./:@+=-]*")
 def parse(text: str) -> dict[str, str]:
     """The names and values of a .env file, as python-dotenv's `dotenv_values` reads them
     (names without a value left out)."""
-    from dotenv import dotenv_values
+    from dotenv.parser import parse_stream
 
     # Universal newlines, as python-dotenv's own open() of the file gives it.
     stream = io.StringIO(text.replace("\r\n", "\n").replace("\r", "\n"))
-    return {k: v for k, v in dotenv_values(stream=stream).items() if v is not None}
+    # Every binding in order, repeats included, as `dotenv_values` takes them to expand.
+    raw = ((b.key, b.value) for b in parse_stream(stream) if b.key is not None)
+    return {k: v for k, v in interpolated(raw).items() if v is not None}
+
+
+def interpolated(values: Iterable[tuple[str, str | None]]) -> dict[str, str | None]:
+    """python-dotenv's `${NAME}` and `${NAME:-default}` expansion, exactly as `dotenv_values`
+    does it (earlier names of the file first, then the process environment), in linear time.
+    Its own is quadratic on a hostile file: its pattern rescans the rest of a value at every
+    `${` that is never closed, and it copies the environment for every binding."""
+    known: dict[str, str | None] = {}
+    for name, value in values:
+        known[name] = None if value is None else _expanded(value, known)
+    return known
+
+
+class _Next:
+    """The first `char` at or after a position, by a pointer that only moves forward, so that
+    the candidates of one value, taken left to right, scan it once."""
+
+    def __init__(self, text: str, char: str) -> None:
+        self._text, self._char, self._at, self._from = text, char, -1, -1
+
+    def at_or_after(self, start: int) -> int:
+        if not self._from <= start <= self._at:
+            found = self._text.find(self._char, start)
+            self._at, self._from = (len(self._text) if found < 0 else found), start
+        return self._at
+
+
+def _expanded(value: str, known: Mapping[str, str | None]) -> str:
+    brace, colon = _Next(value, "}"), _Next(value, ":")
+    parts: list[str] = []
+    cursor = 0
+    at = value.find("${")
+    while at >= 0:
+        # The pattern is `\$\{(?P<name>[^}:]*)(?::-(?P<default>[^}]*))?\}`: the name runs to
+        # the first `}` or `:`; a `:` must open `:-default}`.
+        stop = min(brace.at_or_after(at + 2), colon.at_or_after(at + 2))
+        name, default, end = value[at + 2 : stop], None, -1
+        if stop < len(value) and value[stop] == "}":
+            end = stop + 1
+        elif value.startswith(":-", stop):
+            close = brace.at_or_after(stop + 2)
+            if close < len(value):
+                default, end = value[stop + 2 : close], close + 1
+        if end < 0:
+            at = value.find("${", at + 1)
+            continue
+        parts.append(value[cursor:at])
+        if name in known:
+            parts.append(known[name] or "")
+        else:
+            parts.append(os.environ.get(name, default or ""))
+        cursor = end
+        at = value.find("${", end)
+    parts.append(value[cursor:])
+    return "".join(parts)
 
 
 def bindings(text: str) -> list[tuple[str, str | None]]:
