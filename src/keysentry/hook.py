@@ -165,12 +165,13 @@ def pre_push(path: str, fmt: str = "text", allow_shallow: bool = False) -> int:
     PRE_COMMIT_TO_REF, or from the lines git writes to a pre-push hook's standard input."""
     from keysentry.commands import hooks
     from keysentry.commands.scan import ScanOptions, run
+    from keysentry.errors import ExitCode
 
     stdin = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     spans = hooks.push_spans(stdin, dict(os.environ))
     if not spans:
         print("keysentry: nothing to push: no commits to scan", file=sys.stderr)
-        return 0
+        return int(ExitCode.CLEAN)
     return run([path], ScanOptions(fmt=fmt, spans=tuple(spans), allow_shallow=allow_shallow))
 
 
