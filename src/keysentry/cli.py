@@ -633,9 +633,7 @@ def baseline_group() -> None:
 
 
 @baseline_group.command("import")
-@click.argument(
-    "sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
-)
+@click.argument("sources", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--baseline",
     type=click.Path(dir_okay=False, path_type=Path),

@@ -39,7 +39,7 @@ def test_a_command_that_does_not_exist_is_named_redacted_on_one_line(
     key = key_of(KeyKind.PROJECT, rng).key
     command = key if shape == "key" else f"{FORGING} {key}"
     result = cli("run", "--", command)
-    assert result.code == ExitCode.COMMAND_NOT_FOUND == 127
+    assert result.code == int(ExitCode.COMMAND_NOT_FOUND) == 127
     (line,) = result.err.splitlines()
     assert line.startswith("keysentry: error: ") and line.endswith(": command not found")
     assert "sk-proj-..." in line and "\x1b" not in line
@@ -55,7 +55,7 @@ def test_a_command_that_cannot_be_executed_is_one_line_and_exit_126(
     script.chmod(0o644)
     for command in (str(script), str(project)):
         result = cli("run", "--", command)
-        assert result.code == ExitCode.COMMAND_NOT_EXECUTABLE == 126
+        assert result.code == int(ExitCode.COMMAND_NOT_EXECUTABLE) == 126
         (line,) = result.err.splitlines()
         assert line.startswith("keysentry: error: ") and "cannot be executed" in line
         assert "internal error" not in line
