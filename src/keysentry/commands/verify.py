@@ -342,6 +342,4 @@ def _delete(sdk: Any, record: Any) -> Any:
         return sdk.admin.organization.projects.service_accounts.delete(
             record.owner_id, project_id=record.project_id
         )
-    return sdk.admin.organization.projects.api_keys.delete(
-        record.id, project_id=record.project_id
-    )
+    return sdk.admin.organization.projects.api_keys.delete(record.id, project_id=record.project_id)
