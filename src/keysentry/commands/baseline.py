@@ -235,20 +235,11 @@ def _every_key(root: Path, repo: Repo | None) -> list[Finding]:
     from keysentry.scanner.sources.files import FileSource
 
     if repo is not None and repo.has_commits():
-        from keysentry.scanner.git.scans import scan_history
+        from keysentry.scanner.git.scans import history_keys
 
-        result = scan_history(
-            repo,
-            Suppression(inline_allow=False),
-            all_objects=True,
-            max_blob_size=100 << 20,
-            use_cache=True,
-            progress=False,
-        )
-    else:
-        source = FileSource([str(root)], use_gitignore=False, max_file_size=100 << 20)
-        result = scan_files(source, Suppression(inline_allow=False))
-    return result.unsuppressed
+        return history_keys(str(root), all_objects=True) or []
+    source = FileSource([str(root)], use_gitignore=False, max_file_size=100 << 20)
+    return scan_files(source, Suppression(inline_allow=False)).unsuppressed
 
 
 def _is_openai_rule(rule: str) -> bool:

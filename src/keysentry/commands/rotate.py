@@ -195,10 +195,11 @@ def _due(config: Config, admin: Any, options: Options) -> list[str]:
     """The environments whose key is over its maximum age, or in this repository's history
     (leaked); each one's reason printed."""
     from keysentry.providers import provider_for
+    from keysentry.scanner.git.scans import history_fingerprints
     from keysentry.verify.spend import KeyMap
 
     keymap = KeyMap(admin)
-    leaked = _history() if options.history else None
+    leaked = history_fingerprints() if options.history else None
     due = []
     for env in sorted(loader.configured_environments(config)):
         if options.name not in loader.environment(config, env):
@@ -231,25 +232,3 @@ def _due(config: Config, admin: Any, options: Options) -> list[str]:
                 f"matches {len(matches)} keys)"
             )
     return due
-
-
-def _history() -> set[str] | None:
-    """Fingerprints of every key in this repository's history; None outside a repository."""
-    from keysentry.scanner.git.repo import open_repo
-    from keysentry.scanner.git.run import GitError
-    from keysentry.scanner.git.scans import scan_history
-    from keysentry.scanner.pipeline import Suppression
-
-    try:
-        repo = open_repo(".")
-        result = scan_history(
-            repo,
-            Suppression(inline_allow=False),
-            all_objects=False,
-            max_blob_size=100 << 20,
-            use_cache=True,
-            progress=False,
-        )
-    except GitError:
-        return None
-    return {f.fingerprint for f in result.unsuppressed}

@@ -155,7 +155,10 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
             )
         report[env] = entry
     fingerprints = {env: fingerprint(k.reveal()) for env, k in keys.items()}
-    checks += isolation(fingerprints, every_value, records, _history() if history else None)
+    from keysentry.scanner.git.scans import history_fingerprints
+
+    committed = history_fingerprints() if history else None
+    checks += isolation(fingerprints, every_value, records, committed)
     checks += lifecycle_checks(loader.current_config(), records, admin, config.threshold)
     passed = all(c.ok for c in checks)
     if fmt == "json":
@@ -170,22 +173,6 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
             mark = "warning" if c.ok and c.warning else mark
             print(f"{c.env:<14} {c.check:<26} {mark:<8} {c.detail}")
     return int(ExitCode.CLEAN if passed else ExitCode.FINDINGS)
-
-
-def _history() -> set[str] | None:
-    """Fingerprints of every key in this repository's history, or None outside a repo."""
-    from keysentry.scanner.git.repo import open_repo
-    from keysentry.scanner.git.run import GitError
-    from keysentry.scanner.git.scans import scan_history
-    from keysentry.scanner.pipeline import Suppression
-
-    try:
-        repo = open_repo(".")
-        result = scan_history(repo, Suppression(inline_allow=False), all_objects=False,
-                              max_blob_size=100 << 20, use_cache=True, progress=False)  # fmt: skip
-    except GitError:
-        return None
-    return {f.fingerprint for f in result.unsuppressed}
 
 
 class Verified(NamedTuple):

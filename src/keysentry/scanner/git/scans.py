@@ -390,3 +390,39 @@ def scan_commits(
 
 def _too_big(size: int, limit: int) -> str:
     return f"{size:,} bytes, larger than the size limit ({limit:,} bytes; see --max-file-size)"
+
+
+def history_keys(path: str = ".", *, all_objects: bool = False) -> list[Finding] | None:
+    """Every key ever committed to the repository at `path` (inline allow markers ignored),
+    for the checks that ask whether a key is in history (verify, rotate --due, baseline
+    import); None outside a repository. A history that could not be read in full is an
+    InputError naming what was not read: a key may sit in it, so no check may pass on it."""
+    from keysentry.errors import InputError
+    from keysentry.scanner.git.repo import open_repo
+    from keysentry.scanner.git.run import GitError
+
+    try:
+        repo = open_repo(path)
+    except GitError:
+        return None
+    result = scan_history(
+        repo,
+        Suppression(inline_allow=False),
+        all_objects=all_objects,
+        max_blob_size=100 << 20,
+        use_cache=True,
+        progress=False,
+    )
+    unread = [skip.path for skip in result.skipped if skip.unreadable]
+    if unread:
+        raise InputError(
+            f"the history of {path} could not be read in full ({len(unread)} not read, "
+            f"first {unread[0]}): run `keysentry scan --history` to see what"
+        )
+    return result.unsuppressed
+
+
+def history_fingerprints(path: str = ".") -> set[str] | None:
+    """The fingerprints of `history_keys`."""
+    found = history_keys(path)
+    return None if found is None else {f.fingerprint for f in found}
