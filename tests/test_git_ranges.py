@@ -157,11 +157,11 @@ def test_a_blob_over_the_size_limit_in_a_range_is_named_not_read(
 ) -> None:
     key = key_of(KeyKind.PROJECT, rng).key
     base = gitrepo.commit("init", **{"a.txt": "a\n"})
-    gitrepo.commit("big", **{"big.txt": "x" * (2 << 20) + f"\nK={key}\n"})
+    commit = gitrepo.commit("big", **{"big.txt": "x" * (2 << 20) + f"\nK={key}\n"})
     blob = gitrepo("rev-parse", "HEAD:big.txt")
     result = cli("scan", "--range", f"{base}..HEAD", "--max-file-size", "1M", str(gitrepo.path))
     assert result.code == 0
-    assert f"skipped big.txt (blob {blob}): 2,097," in result.err
+    assert f"skipped big.txt in commit {commit[:12]} (blob {blob}): 2,097," in result.err
     whole = cli("scan", "--range", f"{base}..HEAD", str(gitrepo.path))
     assert whole.code == 1
     assert key not in result.out + result.err + whole.out + whole.err

@@ -356,7 +356,9 @@ def scan_commits(
 
         def shown(blob_id: str, introduced: dict[str, Introduced] = introduced) -> str:
             origin = introduced.get(blob_id)
-            return f"{min(origin.paths)} (blob {blob_id})" if origin else f"blob {blob_id}"
+            if origin is None:
+                return f"blob {blob_id}"
+            return f"{min(origin.paths)} in commit {origin.commit.id[:12]} (blob {blob_id})"
 
         unread = Unread()
         for blob_id, data in range_blobs(repo, introduced, max_blob_size, unread):
