@@ -26,7 +26,7 @@ from keysentry.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-pytest_plugins = ["redact_failures", "stores"]
+pytest_plugins = ["redact_failures", "stores", "openai_fixtures"]
 
 # Variables that would let the machine's credentials, configuration or network setup decide a
 # test: cloud and store credentials, keysentry's own settings, a surrounding git operation's

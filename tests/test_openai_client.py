@@ -19,13 +19,6 @@ from stores import keyvault_client, write_config
 
 
 @pytest.fixture
-def api() -> Iterator[OpenAIServer]:
-    server = OpenAIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def production(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, keyvault: KeyVaultServer
 ) -> Iterator[Any]:

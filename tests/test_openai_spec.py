@@ -21,7 +21,7 @@ import re
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,7 +35,6 @@ from referencing.jsonschema import DRAFT202012
 from keygen import key_of
 from keysentry.scanner.keys import KeyKind
 from keysentry.secret import Secret
-from keysentry.verify import client as api
 from keysentry.verify.client import ApiClient
 from keysentry.verify.liveness import Status, check
 from keysentry.verify.spend import KeyMap, spend
@@ -229,17 +228,6 @@ def problems(exchange: Exchange) -> list[str]:
 
 
 # --- the server, an organization, and the product walking every path ---
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
-    running = OpenAIServer().start()
-    monkeypatch.setenv("OPENAI_BASE_URL", running.base_url)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    api._breakers.clear()
-    yield running
-    running.stop()
 
 
 class Org(NamedTuple):

@@ -8,7 +8,6 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,32 +32,6 @@ def said(text: str) -> list[ChatCompletionMessageParam]:
 
 HELLO = said("Say hello.")
 FAST: dict[str, Any] = {"backoff_base_seconds": 0.01, "backoff_cap_seconds": 0.02}
-
-
-@pytest.fixture
-def api() -> Iterator[OpenAIServer]:
-    server = OpenAIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def key(
-    api: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random
-) -> Iterator[str]:
-    """A live project key in OPENAI_API_KEY, no config, fresh guard state."""
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL", "KEYSENTRY_ENV"):
-        monkeypatch.delenv(name, raising=False)
-    value = key_of(KeyKind.PROJECT, rng).key
-    monkeypatch.setenv("OPENAI_API_KEY", value)
-    api.org.add_key(value, "proj_app")
-    loader.configure(None)
-    _breakers.clear()
-    budgets._counters.clear()
-    yield value
-    loader.configure(None)
-    budgets._counters.clear()
 
 
 def _client(api: OpenAIServer, **options: Any) -> openai.OpenAI:

@@ -24,13 +24,6 @@ MODELS = "GET /v1/models"
 
 
 @pytest.fixture
-def api() -> Iterator[OpenAIServer]:
-    server = OpenAIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def key(
     api: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random
 ) -> Iterator[str]:

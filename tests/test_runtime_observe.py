@@ -5,45 +5,13 @@ by `import keysentry`."""
 from __future__ import annotations
 
 import logging
-import random
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from keygen import key_of
-from keysentry import loader, openai_client
-from keysentry.resilience import _breakers
-from keysentry.runtime import budget as budgets
-from keysentry.scanner.keys import KeyKind
+from keysentry import openai_client
 from servers.openai_api import OpenAIServer, error
-
-
-@pytest.fixture
-def api() -> Iterator[OpenAIServer]:
-    server = OpenAIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def key(
-    api: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random
-) -> Iterator[str]:
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL", "KEYSENTRY_ENV"):
-        monkeypatch.delenv(name, raising=False)
-    value = key_of(KeyKind.PROJECT, rng).key
-    monkeypatch.setenv("OPENAI_API_KEY", value)
-    api.org.add_key(value, "proj_app")
-    loader.configure(None)
-    _breakers.clear()
-    budgets._counters.clear()
-    yield value
-    loader.configure(None)
-    budgets._counters.clear()
 
 
 def test_retries_breaker_transitions_and_usage_are_logged_without_the_key(

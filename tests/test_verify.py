@@ -26,17 +26,6 @@ from servers.openai_api import DAY, OpenAIServer, Spend, error
 from stores import write_config
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
-    running = OpenAIServer().start()
-    monkeypatch.setenv("OPENAI_BASE_URL", running.base_url)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    api._breakers.clear()
-    yield running
-    running.stop()
-
-
 def live_key(server: OpenAIServer, rng: random.Random, project: str = "proj_a",
              **options: Any) -> str:  # fmt: skip
     server.org.project(project)

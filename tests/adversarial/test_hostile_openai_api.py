@@ -6,7 +6,6 @@ key, and never make keysentry name a wrong key to revoke."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,22 +15,10 @@ from leaks import assert_nowhere
 from keygen import key_of
 from keysentry.scanner.keys import KeyKind
 from keysentry.secret import Secret
-from keysentry.verify import client as api
 from keysentry.verify.client import ApiClient
 from keysentry.verify.liveness import Status, check
 from keysentry.verify.spend import KeyMap
 from servers.openai_api import OpenAIServer, error
-
-
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
-    running = OpenAIServer().start()
-    monkeypatch.setenv("OPENAI_BASE_URL", running.base_url)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    api._breakers.clear()
-    yield running
-    running.stop()
 
 
 def test_a_hostile_error_code_and_message_stay_one_line_without_the_key(

@@ -349,17 +349,6 @@ def test_a_secret_refuses_every_way_out(rng: random.Random) -> None:
 # --- remote text: an API error body that quotes the key ---------------------------------
 
 
-@pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenAIServer]:
-    running = OpenAIServer().start()
-    monkeypatch.setenv("OPENAI_BASE_URL", running.base_url)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    api._breakers.clear()
-    yield running
-    running.stop()
-
-
 def quoting(key: str) -> dict[str, Any]:
     """An error body that quotes the key back, on two lines with an escape in between."""
     return error(f"{key}\n\x1b[2Jis not allowed here", code="quoted")

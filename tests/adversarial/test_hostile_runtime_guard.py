@@ -6,50 +6,20 @@ record, exception or alert holds the key (`assert_nowhere`)."""
 from __future__ import annotations
 
 import logging
-import random
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 from leaks import assert_nowhere
 
-from keygen import key_of
-from keysentry import ModelNotAllowed, loader, openai_client
-from keysentry.resilience import _breakers, retry_after
+from keysentry import ModelNotAllowed, openai_client
+from keysentry.resilience import retry_after
 from keysentry.runtime import budget as budgets
 from keysentry.runtime.transport import _EventUsage
-from keysentry.scanner.keys import KeyKind
 from servers.openai_api import OpenAIServer, error
 
 CHAT = "POST /v1/chat/completions"
-
-
-@pytest.fixture
-def api() -> Iterator[OpenAIServer]:
-    server = OpenAIServer().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def key(
-    api: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random
-) -> Iterator[str]:
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL", "KEYSENTRY_ENV"):
-        monkeypatch.delenv(name, raising=False)
-    value = key_of(KeyKind.PROJECT, rng).key
-    monkeypatch.setenv("OPENAI_API_KEY", value)
-    api.org.add_key(value, "proj_app")
-    loader.configure(None)
-    _breakers.clear()
-    budgets._counters.clear()
-    yield value
-    loader.configure(None)
-    budgets._counters.clear()
 
 
 def records(caplog: pytest.LogCaptureFixture) -> list[str]:
