@@ -116,9 +116,13 @@ def main() -> None:
             "betterleaks fs --max-archive-depth 8": bl,
             "decompression to /dev/null (floor)": floor[name],
             "keysentry scan of the extracted tree": [
-                *keysentry(), "scan", "-q", "--exit-zero", str(tree)
+                *keysentry(),
+                "scan",
+                "-q",
+                "--exit-zero",
+                str(tree),
             ],
-        }  # fmt: skip
+        }
         runs = alternate(commands, args.rounds)
         notes = {
             "keysentry scan": f"found {found_by_keysentry(path)} of {keys}",

@@ -54,21 +54,29 @@ def main() -> None:
 
     server = KeyVaultServer(VAULT).start()
     session = loopback_session(server.port)
-    azure.use_client_factory(lambda url: SecretClient(
-        url, StaticCredential(), transport=RequestsTransport(session=session, session_owner=False)
-    ))  # fmt: skip
+    azure.use_client_factory(
+        lambda url: SecretClient(
+            url,
+            StaticCredential(),
+            transport=RequestsTransport(session=session, session_owner=False),
+        )
+    )
     with tempfile.TemporaryDirectory() as work:
         os.chdir(work)
-        write_config(Path(work), {"production": {
-            "OPENAI_API_KEY": "azure-kv://keysentry-bench/OPENAI_API_KEY"}})  # fmt: skip
+        write_config(
+            Path(work),
+            {"production": {"OPENAI_API_KEY": "azure-kv://keysentry-bench/OPENAI_API_KEY"}},
+        )
         keyvault_client(server).set_secret("OPENAI-API-KEY", "sk-bench-" + "x1y2z3" * 8)
         loader.configure(None)
         started = time.perf_counter()
         loader.load_key(env="production")
         cold = time.perf_counter() - started
         runs = 200_000
-        per_call = min(timeit.repeat(lambda: loader.load_key(env="production"),
-                                     number=runs, repeat=5)) / runs  # fmt: skip
+        per_call = (
+            min(timeit.repeat(lambda: loader.load_key(env="production"), number=runs, repeat=5))
+            / runs
+        )
 
         loader.configure(None)
         server.requests.clear()

@@ -52,8 +52,16 @@ def betterleaks() -> str:
 
 def betterleaks_command(*args: str) -> list[str]:
     """betterleaks restricted to its OpenAI rule, quiet, never failing on findings."""
-    quiet = ["--isolate-rule", "openai-api-key", "-s", "--exit-code", "0", "-l", "error",
-             "--no-color"]  # fmt: skip
+    quiet = [
+        "--isolate-rule",
+        "openai-api-key",
+        "-s",
+        "--exit-code",
+        "0",
+        "-l",
+        "error",
+        "--no-color",
+    ]
     return [betterleaks(), *args, *quiet]
 
 
@@ -187,6 +195,7 @@ def peak_memory_mb(command: Sequence[str], cwd: Path | None = None) -> float:
         "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    done = subprocess.run([sys.executable, "-c", probe, *command], cwd=cwd,
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *command], cwd=cwd, capture_output=True, text=True, check=True
+    )
     return int(done.stdout) / 1024

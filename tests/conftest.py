@@ -155,8 +155,12 @@ GIT_ENV = {
 def git(repo: Path, *args: str, date: int = 0) -> str:
     """Run git in `repo` with a fixed identity; `date` (days after 2026-01-01) fixes the time."""
     stamp = f"2026-01-01T00:00:00+00:00 +{date}days" if date else "2026-01-01T00:00:00+00:00"
-    env = {**GIT_ENV, "HOME": str(repo.parent), "GIT_AUTHOR_DATE": stamp,
-           "GIT_COMMITTER_DATE": stamp}  # fmt: skip
+    env = {
+        **GIT_ENV,
+        "HOME": str(repo.parent),
+        "GIT_AUTHOR_DATE": stamp,
+        "GIT_COMMITTER_DATE": stamp,
+    }
     done = subprocess.run(
         ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=False
     )

@@ -56,8 +56,9 @@ def snapshot(dest: Path, git: list[str]) -> str:
             shutil.copy2(source, dest / name)
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "snapshot"]):
         subprocess.run([*git, "-C", str(dest), *args], check=True, capture_output=True)
-    return subprocess.run([*git, "-C", str(dest), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return subprocess.run(
+        [*git, "-C", str(dest), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def offline_install_env(wheels: Path) -> dict[str, str]:

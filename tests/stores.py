@@ -77,11 +77,15 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
     from keysentry.providers import aws as provider
 
-    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset",
-                                                  method="POST")).close()  # fmt: skip
-    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
-                        ("AWS_DEFAULT_REGION", "us-east-1"),
-                        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint)):  # fmt: skip
+    urllib.request.urlopen(
+        urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    ).close()
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", moto_endpoint),
+    ):
         monkeypatch.setenv(name, value)
     provider._clients.clear()
     yield boto3.client("secretsmanager", endpoint_url=moto_endpoint, region_name="us-east-1")
@@ -94,11 +98,18 @@ def bao_addr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     home = tmp_path_factory.mktemp("bao-home")
     port = free_port()
     process = subprocess.Popen(
-        [binary, "server", "-dev", "-dev-no-store-token", f"-dev-root-token-id={BAO_TOKEN}",
-         f"-dev-listen-address=127.0.0.1:{port}"],
-        env={**os.environ, "HOME": str(home)}, stdout=subprocess.DEVNULL,
+        [
+            binary,
+            "server",
+            "-dev",
+            "-dev-no-store-token",
+            f"-dev-root-token-id={BAO_TOKEN}",
+            f"-dev-listen-address=127.0.0.1:{port}",
+        ],
+        env={**os.environ, "HOME": str(home)},
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    )
     addr = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{addr}/v1/sys/health")
@@ -140,8 +151,9 @@ def loopback_session(port: int) -> Any:
     class ToLoopback(HTTPAdapter):
         def send(self, request: Any, *args: Any, **options: Any) -> Any:
             parts = urlsplit(request.url)
-            request.url = urlunsplit(("http", f"127.0.0.1:{port}", parts.path, parts.query,
-                                      parts.fragment))  # fmt: skip
+            request.url = urlunsplit(
+                ("http", f"127.0.0.1:{port}", parts.path, parts.query, parts.fragment)
+            )
             return super().send(request, *args, **options)
 
     session = requests.Session()
@@ -181,8 +193,7 @@ def keyvault_client(server: KeyVaultServer) -> Any:
     from azure.keyvault.secrets import SecretClient
 
     transport = RequestsTransport(session=loopback_session(server.port), session_owner=False)
-    return SecretClient(VAULT_URL, StaticCredential(), transport=transport,
-                        _polling_interval=0.05)  # fmt: skip
+    return SecretClient(VAULT_URL, StaticCredential(), transport=transport, _polling_interval=0.05)
 
 
 def write_config(directory: Path, environments: dict[str, dict[str, str]]) -> Path:

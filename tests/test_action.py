@@ -69,11 +69,19 @@ def run_action(repo: Path, event_name: str, event: dict[str, Any], **inputs: str
     for step in action["runs"]["steps"]:
         if "uses" in step or step.get("id") == "install":
             continue
-        step_env = {k: EXPRESSION.sub(lambda m: context[m.group(1)], str(v))
-                    for k, v in step.get("env", {}).items()}  # fmt: skip
+        step_env = {
+            k: EXPRESSION.sub(lambda m: context[m.group(1)], str(v))
+            for k, v in step.get("env", {}).items()
+        }
         script = EXPRESSION.sub(lambda m: context[m.group(1)], step["run"])
-        done = subprocess.run(["bash", "-e", "-c", script], cwd=repo, env={**env, **step_env},
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-e", "-c", script],
+            cwd=repo,
+            env={**env, **step_env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         log.append(done.stdout + done.stderr)
         if done.returncode != 0:
             return Run(done.returncode, "".join(log), work)
@@ -207,8 +215,9 @@ def test_an_explicit_range_input_wins_over_the_event(
     leaky: tuple[GitRepo, str, str, str],
 ) -> None:
     repo, before, after, _ = leaky
-    run = run_action(repo.path, "push", {"before": before, "after": after},
-                     range=f"{after}..{after}")  # fmt: skip
+    run = run_action(
+        repo.path, "push", {"before": before, "after": after}, range=f"{after}..{after}"
+    )
     assert run.code == 0 and "no commits" in run.log
 
 

@@ -221,11 +221,24 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     (root / "app" / "settings.py").write_text(TEXT.format(key=key))
     out = root / "dist"
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "--no-index", "-w", str(out), str(root)],
-        capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "--no-index",
+            "-w",
+            str(out),
+            str(root),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
         env={**os.environ, "PIP_NO_INPUT": "1"},
-    )  # fmt: skip
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     [built] = out.glob("app-1.0-*.whl")
     return built, key
@@ -252,8 +265,9 @@ def test_a_key_in_a_wheel_inside_a_tarball_inside_a_commit_names_its_chain_and_c
     # Rerun: the result cache rebuilds the same finding, chain and all.
     again = cli("scan", "--history", str(gitrepo.path), "--format", "json")
     assert [f["path"] for f in findings(again)] == [chain]
-    ranged = cli("scan", "--range", f"{introduced}~1..{removed}", str(gitrepo.path), "--format",
-                 "json")  # fmt: skip
+    ranged = cli(
+        "scan", "--range", f"{introduced}~1..{removed}", str(gitrepo.path), "--format", "json"
+    )
     [in_range] = findings(ranged)
     assert in_range["path"] == chain
     assert in_range["git"]["introduced"]["commit"] == introduced

@@ -16,8 +16,9 @@ from keysentry.scanner.keys import KeyKind
 def attempt(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a git command that fires hooks; returns its outcome instead of raising."""
     env = {**GIT_ENV, "HOME": str(repo.parent)}
-    return subprocess.run(["git", "-C", str(repo), *args], env=env, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], env=env, capture_output=True, text=True, check=False
+    )
 
 
 def test_the_installed_pre_commit_hook_blocks_a_key_and_passes_clean_commits(

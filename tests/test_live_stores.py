@@ -16,8 +16,9 @@ from keysentry.providers import provider_for
 from keysentry.providers.base import parse_ref
 
 
-@pytest.mark.parametrize("variable", ["KEYSENTRY_LIVE_AWS_REF", "KEYSENTRY_LIVE_VAULT_REF",
-                                      "KEYSENTRY_LIVE_AZURE_REF"])  # fmt: skip
+@pytest.mark.parametrize(
+    "variable", ["KEYSENTRY_LIVE_AWS_REF", "KEYSENTRY_LIVE_VAULT_REF", "KEYSENTRY_LIVE_AZURE_REF"]
+)
 def test_a_real_store_gives_its_secret(
     variable: str, machine_env: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

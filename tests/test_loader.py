@@ -40,8 +40,9 @@ def test_one_line_of_config_switches_the_store(
 ) -> None:
     keys = {name: key_of(KeyKind.PROJECT, rng).key for name in ("aws", "vault", "azure", "dot")}
     aws.create_secret(Name="prod/openai", SecretString=json.dumps({"OPENAI_API_KEY": keys["aws"]}))
-    vault.secrets.kv.v2.create_or_update_secret("staging/openai", {"api_key": keys["vault"]},
-                                                mount_point="secret")  # fmt: skip
+    vault.secrets.kv.v2.create_or_update_secret(
+        "staging/openai", {"api_key": keys["vault"]}, mount_point="secret"
+    )
     keyvault_client(keyvault).set_secret("OPENAI-API-KEY", keys["azure"])
     (tmp_path / ".env.development").write_text(f"OPENAI_API_KEY={keys['dot']}\n")
     stores = {
@@ -64,10 +65,13 @@ def test_the_environment_comes_from_keysentry_env(
     dev, prod = key_of(KeyKind.PROJECT, rng).key, key_of(KeyKind.SERVICE_ACCOUNT, rng).key
     (tmp_path / ".env.dev").write_text(f"OPENAI_API_KEY={dev}\n")
     (tmp_path / ".env.prod").write_text(f"OPENAI_API_KEY={prod}\n")
-    write_config(tmp_path, {
-        "development": {"OPENAI_API_KEY": "dotenv://.env.dev#OPENAI_API_KEY"},
-        "production": {"OPENAI_API_KEY": "dotenv://.env.prod#OPENAI_API_KEY"},
-    })  # fmt: skip
+    write_config(
+        tmp_path,
+        {
+            "development": {"OPENAI_API_KEY": "dotenv://.env.dev#OPENAI_API_KEY"},
+            "production": {"OPENAI_API_KEY": "dotenv://.env.prod#OPENAI_API_KEY"},
+        },
+    )
     monkeypatch.setenv("KEYSENTRY_ENV", "production")
     assert loader.load_key().reveal() == prod
     assert loader.load_key(env="development").reveal() == dev
@@ -92,12 +96,16 @@ def test_without_an_environment_the_process_environment_then_dotenv(
 @pytest.mark.parametrize(
     ("table", "message"),
     [
-        ({"production": {"OPENAI_API_KEY": "s3://bucket/key"}},
-         "[environments.production].OPENAI_API_KEY: unknown scheme s3://"),
-        ({"production": {"OPENAI_API_KEY": "aws-sm://x?regoin=us-east-1"}},
-         "has no option 'regoin'"),
+        (
+            {"production": {"OPENAI_API_KEY": "s3://bucket/key"}},
+            "[environments.production].OPENAI_API_KEY: unknown scheme s3://",
+        ),
+        (
+            {"production": {"OPENAI_API_KEY": "aws-sm://x?regoin=us-east-1"}},
+            "has no option 'regoin'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_malformed_references_name_file_environment_and_key(
     tmp_path: Path, table: dict[str, dict[str, str]], message: str
 ) -> None:
@@ -118,8 +126,9 @@ def test_a_hundred_threads_on_a_cold_cache_make_one_request(
 ) -> None:
     key = key_of(KeyKind.PROJECT, rng).key
     keyvault_client(keyvault).set_secret("OPENAI-API-KEY", key)
-    write_config(tmp_path, {"production": {
-        "OPENAI_API_KEY": "azure-kv://keysentry-test/OPENAI_API_KEY"}})  # fmt: skip
+    write_config(
+        tmp_path, {"production": {"OPENAI_API_KEY": "azure-kv://keysentry-test/OPENAI_API_KEY"}}
+    )
     loader.current_config()
     keyvault.requests.clear()
     keyvault.delay = 0.2  # long enough that every thread arrives while the fetch runs

@@ -25,8 +25,9 @@ def production(
     monkeypatch.chdir(tmp_path)
     for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
-    write_config(tmp_path, {"production": {
-        "OPENAI_API_KEY": "azure-kv://keysentry-test/OPENAI_API_KEY"}})  # fmt: skip
+    write_config(
+        tmp_path, {"production": {"OPENAI_API_KEY": "azure-kv://keysentry-test/OPENAI_API_KEY"}}
+    )
     loader.configure(None)
     yield keyvault_client(keyvault)
     loader.configure(None)

@@ -82,8 +82,11 @@ def test_missing_secret_field_and_malformed_json(
 
 
 def test_a_store_that_is_down_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in (("AWS_ACCESS_KEY_ID", "t"), ("AWS_SECRET_ACCESS_KEY", "t"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "t"),
+        ("AWS_SECRET_ACCESS_KEY", "t"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(name, value)
     aws._clients.clear()
     closed = f"http://127.0.0.1:{free_port()}"
@@ -118,8 +121,11 @@ class _Denying(BaseHTTPRequestHandler):
 def denying_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Denying)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    for name, value in (("AWS_ACCESS_KEY_ID", "t"), ("AWS_SECRET_ACCESS_KEY", "t"),
-                        ("AWS_DEFAULT_REGION", "us-east-1")):  # fmt: skip
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "t"),
+        ("AWS_SECRET_ACCESS_KEY", "t"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
         monkeypatch.setenv(name, value)
     aws._clients.clear()
     yield f"http://127.0.0.1:{server.server_address[1]}"

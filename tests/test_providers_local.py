@@ -37,8 +37,11 @@ def test_dotenv_syntax(tmp_path: Path) -> None:
         'C="double \\"quoted\\"\\nline"\n  D = spaced  \nnot a line\n'
     )
     assert dotenv.parse(path.read_text()) == {
-        "A": "plain", "B": "single # kept", "C": 'double "quoted"\nline', "D": "spaced",
-    }  # fmt: skip
+        "A": "plain",
+        "B": "single # kept",
+        "C": 'double "quoted"\nline',
+        "D": "spaced",
+    }
 
 
 def test_dotenv_put_changes_one_line_keeps_mode_and_line_endings(

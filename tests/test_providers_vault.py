@@ -43,8 +43,9 @@ def test_kv_v1(vault: Any, rng: random.Random) -> None:
     key = key_of(KeyKind.ADMIN, rng).key
     vault.secrets.kv.v1.create_or_update_secret("openai", {"key": key}, mount_point=mount)
     assert vault_get(f"vault://{mount}/openai#key?kv=1").secret.reveal() == key
-    assert provider.put(parse_ref(f"vault://{mount}/openai#other?kv=1"), "x", tags={},
-                     overwrite=False).changed  # fmt: skip
+    assert provider.put(
+        parse_ref(f"vault://{mount}/openai#other?kv=1"), "x", tags={}, overwrite=False
+    ).changed
 
 
 def test_put_uses_check_and_set(vault: Any, rng: random.Random) -> None:
@@ -84,8 +85,9 @@ def test_approle_login(vault: Any, rng: random.Random, monkeypatch: pytest.Monke
     mount = unique("approle")
     vault.sys.enable_auth_method("approle", path=mount)
     vault.sys.create_or_update_policy("read-openai", 'path "secret/data/*" {capabilities=["read"]}')
-    vault.auth.approle.create_or_update_approle("app", token_policies=["read-openai"],
-                                                mount_point=mount)  # fmt: skip
+    vault.auth.approle.create_or_update_approle(
+        "app", token_policies=["read-openai"], mount_point=mount
+    )
     role_id = vault.auth.approle.read_role_id("app", mount_point=mount)["data"]["role_id"]
     secret_id = vault.auth.approle.generate_secret_id("app", mount_point=mount)["data"]["secret_id"]
     path = unique("app")

@@ -29,11 +29,23 @@ def test_a_failing_comparison_of_keys_shows_them_redacted(tmp_path: Path) -> Non
     tests = str(Path(__file__).parent)
     (tmp_path / "test_inner.py").write_text(FAILING.format(tests=tests))
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "redact_failures", "-p", "no:cacheprovider",
-         "-q", str(tmp_path / "test_inner.py")],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "redact_failures",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            str(tmp_path / "test_inner.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
         env={**os.environ, "PYTHONPATH": tests},
-    )  # fmt: skip
+    )
     assert done.returncode == 1
     rng = random.Random(7)
     keys = [key_of(KeyKind.PROJECT, rng).key for _ in range(2)]
@@ -79,12 +91,27 @@ def run_inner(tmp_path: Path, body: str) -> str:
     (tmp_path / "test_inner.py").write_text(INNER.format(tests=tests) + body)
     xml = tmp_path / "junit.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "redact_failures", "-p", "no:cacheprovider",
-         "-vv", "-rA", f"--junitxml={xml}", "-o", "parametrize_long_str_id_strategy=full",
-         str(tmp_path / "test_inner.py")],
-        capture_output=True, text=True, cwd=tmp_path, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "redact_failures",
+            "-p",
+            "no:cacheprovider",
+            "-vv",
+            "-rA",
+            f"--junitxml={xml}",
+            "-o",
+            "parametrize_long_str_id_strategy=full",
+            str(tmp_path / "test_inner.py"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
         env={**os.environ, "PYTHONPATH": tests},
-    )  # fmt: skip
+    )
     key = key_of(KeyKind.PROJECT, random.Random(7)).key
     output = done.stdout + done.stderr + (xml.read_text() if xml.exists() else "")
     for start in range(8, len(key) - 8, 4):

@@ -16,20 +16,35 @@ from keysentry.scanner.keys import KeyKind
     ("text", "expected"),
     [
         ("env://OPENAI_API_KEY", SecretRef("env", "OPENAI_API_KEY", None, {})),
-        ("dotenv://.env.production#OPENAI_API_KEY",
-         SecretRef("dotenv", ".env.production", "OPENAI_API_KEY", {})),
-        ("aws-sm://prod/openai#OPENAI_API_KEY?region=us-east-1&stage=AWSCURRENT",
-         SecretRef("aws-sm", "prod/openai", "OPENAI_API_KEY",
-                   {"region": "us-east-1", "stage": "AWSCURRENT"})),
-        ("aws-sm://prod/openai?region=eu-west-1#OPENAI_API_KEY",
-         SecretRef("aws-sm", "prod/openai", "OPENAI_API_KEY", {"region": "eu-west-1"})),
-        ("vault://secret/prod/openai#api_key?namespace=team-a&version=3",
-         SecretRef("vault", "secret/prod/openai", "api_key",
-                   {"namespace": "team-a", "version": "3"})),
-        ("azure-kv://my-vault/openai-api-key-prod?version=abc",
-         SecretRef("azure-kv", "my-vault/openai-api-key-prod", None, {"version": "abc"})),
+        (
+            "dotenv://.env.production#OPENAI_API_KEY",
+            SecretRef("dotenv", ".env.production", "OPENAI_API_KEY", {}),
+        ),
+        (
+            "aws-sm://prod/openai#OPENAI_API_KEY?region=us-east-1&stage=AWSCURRENT",
+            SecretRef(
+                "aws-sm",
+                "prod/openai",
+                "OPENAI_API_KEY",
+                {"region": "us-east-1", "stage": "AWSCURRENT"},
+            ),
+        ),
+        (
+            "aws-sm://prod/openai?region=eu-west-1#OPENAI_API_KEY",
+            SecretRef("aws-sm", "prod/openai", "OPENAI_API_KEY", {"region": "eu-west-1"}),
+        ),
+        (
+            "vault://secret/prod/openai#api_key?namespace=team-a&version=3",
+            SecretRef(
+                "vault", "secret/prod/openai", "api_key", {"namespace": "team-a", "version": "3"}
+            ),
+        ),
+        (
+            "azure-kv://my-vault/openai-api-key-prod?version=abc",
+            SecretRef("azure-kv", "my-vault/openai-api-key-prod", None, {"version": "abc"}),
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_documented_references_parse(text: str, expected: SecretRef) -> None:
     assert parse_ref(text) == expected
 

@@ -176,11 +176,21 @@ def test_text_and_github_escape_names_authors_and_remote_text(rng: random.Random
     key = key_of(KeyKind.PROJECT, rng).key
     git = {
         "blob": "0" * 40,
-        "introduced": {"commit": "c" * 40, "author": "Eve\x1b[2J", "email": "e\n@x",
-                       "date": "2026-01-01T00:00:00+00:00", "path": "a", "line": 1},
-        "removed": None, "at_head": True, "in_working_tree": False,
-        "refs": ["refs/heads/ma\u202ein"], "commits": 1, "paths": ["a"],
-    }  # fmt: skip
+        "introduced": {
+            "commit": "c" * 40,
+            "author": "Eve\x1b[2J",
+            "email": "e\n@x",
+            "date": "2026-01-01T00:00:00+00:00",
+            "path": "a",
+            "line": 1,
+        },
+        "removed": None,
+        "at_head": True,
+        "in_working_tree": False,
+        "refs": ["refs/heads/ma\u202ein"],
+        "commits": 1,
+        "paths": ["a"],
+    }
     verification = {"status": "unknown", "detail": "HTTP 400: two\nlines"}
     name = os.fsdecode(b"x\nsrc/y.py:1:1: forged\xff")
     result = result_of(Blob(name, f"k = '{key}'\n".encode(), {"git": git}))

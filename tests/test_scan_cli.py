@@ -334,8 +334,9 @@ def test_updating_a_baseline_from_an_incomplete_scan_is_no_pass(
     assert result.code == 2
     assert "cut.gz" in result.err and "incomplete scan" in result.err
     assert "wrote 1 fingerprints" in result.err  # what could be read is still recorded
-    accepted = cli("scan", "--baseline", str(baseline), "--update-baseline", "--allow-incomplete",
-                   str(tree))  # fmt: skip
+    accepted = cli(
+        "scan", "--baseline", str(baseline), "--update-baseline", "--allow-incomplete", str(tree)
+    )
     assert accepted.code == 0 and "accepted (--allow-incomplete)" in accepted.err
 
 

@@ -29,10 +29,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     keys = {"development": key_of(KeyKind.PROJECT, rng).key, "production": ""}
     (tmp_path / ".env.development").write_text(f"OPENAI_API_KEY={keys['development']}\n")
-    write_config(tmp_path, {
-        "development": {"OPENAI_API_KEY": "dotenv://.env.development#OPENAI_API_KEY"},
-        "production": {"OPENAI_API_KEY": "aws-sm://prod/openai#OPENAI_API_KEY"},
-    })  # fmt: skip
+    write_config(
+        tmp_path,
+        {
+            "development": {"OPENAI_API_KEY": "dotenv://.env.development#OPENAI_API_KEY"},
+            "production": {"OPENAI_API_KEY": "aws-sm://prod/openai#OPENAI_API_KEY"},
+        },
+    )
     loader.configure(None)
     return keys
 
@@ -82,16 +85,31 @@ def test_run_injects_the_key_and_returns_the_childs_exit_code(
 
     def run(*args: str, env: dict[str, str] | None = None) -> int:
         return subprocess.run(
-            [sys.executable, "-m", "keysentry", "run", *args], cwd=tmp_path,
-            env={**os.environ, **(env or {})}, capture_output=True, check=False,
-        ).returncode  # fmt: skip
+            [sys.executable, "-m", "keysentry", "run", *args],
+            cwd=tmp_path,
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            check=False,
+        ).returncode
 
     assert run("--env", "development", "--", sys.executable, "-c", script, key) == 0
     assert run("--env", "development", "--", sys.executable, "-c", "raise SystemExit(3)") == 3
     preset = {"OPENAI_API_KEY": "sk-preset-value-for-the-child"}
     assert run("--env", "development", "--", sys.executable, "-c", script, key, env=preset) == 7
-    assert run("--env", "development", "--override", "--", sys.executable, "-c", script, key,
-               env=preset) == 0  # fmt: skip
+    assert (
+        run(
+            "--env",
+            "development",
+            "--override",
+            "--",
+            sys.executable,
+            "-c",
+            script,
+            key,
+            env=preset,
+        )
+        == 0
+    )
     assert run("--env", "development", "--", "no-such-command-here") == 127
 
 
@@ -130,11 +148,26 @@ def supervised(directory: Path, mode: str) -> tuple[subprocess.Popen[str], int]:
     """`keysentry run -- python CHILD mode` started, its child ready: (keysentry, child pid).
     No terminal anywhere, so every signal keysentry gets is forwarded."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "keysentry", "run", "--env", "development", "--",
-         sys.executable, "-c", CHILD, mode],
-        cwd=directory, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "keysentry",
+            "run",
+            "--env",
+            "development",
+            "--",
+            sys.executable,
+            "-c",
+            CHILD,
+            mode,
+        ],
+        cwd=directory,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     stdout = process.stdout
     assert stdout is not None
     ready: list[str] = []

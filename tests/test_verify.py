@@ -26,8 +26,9 @@ from servers.openai_api import DAY, OpenAIServer, Spend, error
 from stores import write_config
 
 
-def live_key(server: OpenAIServer, rng: random.Random, project: str = "proj_a",
-             **options: Any) -> str:  # fmt: skip
+def live_key(
+    server: OpenAIServer, rng: random.Random, project: str = "proj_a", **options: Any
+) -> str:
     server.org.project(project)
     value = key_of(KeyKind.PROJECT, rng).key
     server.org.add_key(value, project, **options)
@@ -40,9 +41,15 @@ def test_every_key_state_is_classified(server: OpenAIServer, rng: random.Random)
     unknown = key_of(KeyKind.PROJECT, rng).key
     admin = key_of(KeyKind.ADMIN, rng).key
     server.org.add_key(admin, None)
-    results = {name: check(Secret(value)) for name, value in
-               (("live", live), ("restricted", restricted), ("unknown", unknown),
-                ("admin", admin))}  # fmt: skip
+    results = {
+        name: check(Secret(value))
+        for name, value in (
+            ("live", live),
+            ("restricted", restricted),
+            ("unknown", unknown),
+            ("admin", admin),
+        )
+    }
     assert results["live"].status is Status.LIVE and results["live"].project == "proj_a"
     assert results["restricted"].status is Status.LIVE_RESTRICTED
     assert "api.model.read" in results["restricted"].detail
@@ -55,8 +62,9 @@ def test_every_key_state_is_classified(server: OpenAIServer, rng: random.Random)
 
 def test_mismatched_project_is_its_own_verdict(server: OpenAIServer, rng: random.Random) -> None:
     value = live_key(server, rng)
-    sdk = openai.OpenAI(api_key=value, base_url=server.base_url, project="proj_other",
-                        max_retries=0)  # fmt: skip
+    sdk = openai.OpenAI(
+        api_key=value, base_url=server.base_url, project="proj_other", max_retries=0
+    )
     with pytest.raises(openai.AuthenticationError) as caught:
         sdk.models.list()
     assert classify(caught.value)[0] is Status.MISMATCHED_PROJECT
@@ -158,8 +166,9 @@ def test_a_half_open_trial_that_fails_unexpectedly_reopens_instead_of_sticking(
         client.call(lambda sdk: sdk.models.list())
     time.sleep(0.25)
     # The trial gets a 200 whose body the SDK cannot validate: no verdict on the host.
-    client.sdk = openai.OpenAI(api_key=value, base_url=server.base_url, max_retries=0,
-                               _strict_response_validation=True)  # fmt: skip
+    client.sdk = openai.OpenAI(
+        api_key=value, base_url=server.base_url, max_retries=0, _strict_response_validation=True
+    )
     server.inject("/v1/models", 200, {"object": "list", "data": "not a list"})
     with pytest.raises(openai.APIResponseValidationError):
         client.call(lambda sdk: sdk.models.list())
@@ -288,9 +297,12 @@ def environments(directory: Path, keys: dict[str, str], threshold: float | None)
 
 
 def test_verify_passes_for_live_isolated_keys_within_budget(
-    server: OpenAIServer, org: dict[str, Any], project: Path, cli: Any,
+    server: OpenAIServer,
+    org: dict[str, Any],
+    project: Path,
+    cli: Any,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
     environments(project, {"production": org["prod"]}, threshold=100.0)
     assert cli("limit", "set", "--env", "production", "--usd", "200", "--yes").code == 0
@@ -304,13 +316,20 @@ def test_verify_passes_for_live_isolated_keys_within_budget(
 
 
 def test_verify_fails_over_budget_shared_or_leaked_keys(
-    server: OpenAIServer, org: dict[str, Any], project: Path, cli: Any,
-    monkeypatch: pytest.MonkeyPatch, rng: random.Random,
-) -> None:  # fmt: skip
+    server: OpenAIServer,
+    org: dict[str, Any],
+    project: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    rng: random.Random,
+) -> None:
     monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
     dead = key_of(KeyKind.PROJECT, rng).key
-    environments(project, {"production": org["prod"], "staging": org["prod"],
-                           "development": dead}, threshold=10.0)  # fmt: skip
+    environments(
+        project,
+        {"production": org["prod"], "staging": org["prod"], "development": dead},
+        threshold=10.0,
+    )
     GitRepo(project)("init", "-q")
     gitrepo = GitRepo(project)
     gitrepo.commit("oops", **{"notes.txt": f"prod key {org['prod']}\n"})
@@ -335,9 +354,13 @@ def test_verify_without_an_admin_key_reports_unknown_not_pass(
 
 
 def test_scan_verify_reports_live_leaks_with_the_revoke_call(
-    server: OpenAIServer, org: dict[str, Any], tmp_path: Path, cli: Any,
-    monkeypatch: pytest.MonkeyPatch, rng: random.Random,
-) -> None:  # fmt: skip
+    server: OpenAIServer,
+    org: dict[str, Any],
+    tmp_path: Path,
+    cli: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    rng: random.Random,
+) -> None:
     monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
     dead = key_of(KeyKind.PROJECT, rng).key
     tree = tmp_path / "tree"
@@ -371,9 +394,12 @@ def test_revoke_needs_confirmation_and_then_revokes(
 
 
 def test_text_output_shows_the_verification(
-    server: OpenAIServer, org: dict[str, Any], tmp_path: Path, cli: Any,
+    server: OpenAIServer,
+    org: dict[str, Any],
+    tmp_path: Path,
+    cli: Any,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("OPENAI_ADMIN_KEY", org["admin"])
     (tmp_path / "k.py").write_text(f"K = '{org['prod']}'\n")
     result = cli("scan", "--verify", str(tmp_path / "k.py"))

@@ -506,8 +506,19 @@ def rotate_command(
     from keysentry.commands.rotate import Options, run
     from keysentry.verify.client import translated
 
-    options = Options(env, name, due, resume, rollback, dry_run, yes, until_unused, grace,
-                      base_url, not no_history)  # fmt: skip
+    options = Options(
+        env,
+        name,
+        due,
+        resume,
+        rollback,
+        dry_run,
+        yes,
+        until_unused,
+        grace,
+        base_url,
+        not no_history,
+    )
     return translated(lambda: run(options))
 
 

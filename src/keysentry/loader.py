@@ -140,8 +140,10 @@ def environments(config: Config) -> dict[str, dict[str, str]]:
             raise ConfigError(f"{where}: [environments.{env}] must be a table of NAME = ref")
         for name, ref in names.items():
             if not isinstance(ref, str):
-                raise ConfigError(f"{where}: [environments.{env}].{name} must be a string "
-                                  "reference such as \"env://OPENAI_API_KEY\"")  # fmt: skip
+                raise ConfigError(
+                    f"{where}: [environments.{env}].{name} must be a string "
+                    'reference such as "env://OPENAI_API_KEY"'
+                )
             parse_ref(ref, f"{where}: [environments.{env}].{name}")
         table[str(env)] = {str(k): str(v) for k, v in names.items()}
     return table

@@ -26,12 +26,26 @@ def test_names_in_an_imported_baseline_are_said_redacted_and_on_one_line(
     entry = {"type": "OpenAI Token", "hashed_secret": "0" * 40, "line_number": 1}
     detect_secrets.write_text(json.dumps({"version": "1.5.0", "results": {name: [entry]}}))
     gitleaks = tmp_path / "gitleaks.json"
-    finding = {"RuleID": "openai-api-key", "File": name, "StartLine": 1, "Commit": "",
-               "Fingerprint": f"{name}:openai-api-key:1", "Secret": "REDACTED"}  # fmt: skip
+    finding = {
+        "RuleID": "openai-api-key",
+        "File": name,
+        "StartLine": 1,
+        "Commit": "",
+        "Fingerprint": f"{name}:openai-api-key:1",
+        "Secret": "REDACTED",
+    }
     gitleaks.write_text(json.dumps([finding]))
     baseline = tmp_path / "baseline.json"
-    result = cli("baseline", "import", "--baseline", str(baseline), "--root", str(tmp_path),
-                 str(detect_secrets), str(gitleaks))  # fmt: skip
+    result = cli(
+        "baseline",
+        "import",
+        "--baseline",
+        str(baseline),
+        "--root",
+        str(tmp_path),
+        str(detect_secrets),
+        str(gitleaks),
+    )
     assert result.code == 1  # neither entry can be mapped: their files do not exist
     lines = result.err.splitlines()
     assert sum(line.startswith("keysentry:   not mapped: ") for line in lines) == 2

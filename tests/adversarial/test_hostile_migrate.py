@@ -149,12 +149,15 @@ def test_a_source_full_of_keys_and_environ_assignments_rewrites_in_linear_time(
     move = [Move(key, "OPENAI_API_KEY", "aws-sm://x#OPENAI_API_KEY")]
 
     def seconds(n: int) -> float:
+        """The best of three runs: one slow run on a loaded machine is not the algorithm."""
         source = f'import os\nos.environ["OPENAI_API_KEY"] = "{key}"\nv = "a{key}"\n' * n
-        start = time.perf_counter()
-        new = rewrite_python(source, move)
-        elapsed = time.perf_counter() - start
-        assert_nowhere(key, new)
-        return elapsed
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            new = rewrite_python(source, move)
+            best = min(best, time.perf_counter() - start)
+            assert_nowhere(key, new)
+        return best
 
     small, large = seconds(500), seconds(4000)
     assert large < 8 * 4 * max(small, 0.01)  # 8x the input: far from 64x

@@ -55,13 +55,22 @@ def run_keysentry(
     """keysentry in a process of its own whose standard streams are strict UTF-8, as in a
     terminal or a CI log: a name that cannot be encoded fails there, not in capsys."""
     env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "keysentry", *args], cwd=cwd, env=env,
-                          capture_output=True, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "keysentry", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        check=False,
+    )
 
 
 def commit_as(repo: Path, author: str, message: str) -> None:
-    env = {**GIT_ENV, "HOME": str(repo.parent), "GIT_AUTHOR_NAME": author,
-           "GIT_AUTHOR_EMAIL": "eve\x1b[5m@example.com"}  # fmt: skip
+    env = {
+        **GIT_ENV,
+        "HOME": str(repo.parent),
+        "GIT_AUTHOR_NAME": author,
+        "GIT_AUTHOR_EMAIL": "eve\x1b[5m@example.com",
+    }
     for args in (["add", "-A"], ["commit", "-q", "-m", message]):
         subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True)
 
@@ -134,8 +143,10 @@ def test_the_action_never_lets_a_file_name_write_a_workflow_command(
     assert len(rows) == 2 and any("a\\n::stop-commands::x\\n.py" in row for row in rows)
     assert run.sarif is not None
     jsonschema.validate(run.sarif, sarif_schema())
-    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-            for r in run.sarif["runs"][0]["results"]}  # fmt: skip
+    uris = {
+        r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+        for r in run.sarif["runs"][0]["results"]
+    }
     assert "bad%FF%1B%5B31m.py" in uris
     work = gitrepo.path.parent
     outputs = [work / "summary.md", work / "output.txt", gitrepo.path / "keysentry.sarif"]
@@ -195,9 +206,13 @@ PASTED = {
     "environment": (
         '[environments.production]\nOPENAI_API_KEY = "{key}"\n',
         "environments.production.OPENAI_API_KEY",
-        [["get", "--env", "production"], ["run", "--env", "production", "--", "true"],
-         ["env", "check"], ["verify", "--no-history"],
-         ["migrate", "copy", "--env", "production", "--to-provider", "vault"]],
+        [
+            ["get", "--env", "production"],
+            ["run", "--env", "production", "--", "true"],
+            ["env", "check"],
+            ["verify", "--no-history"],
+            ["migrate", "copy", "--env", "production", "--to-provider", "vault"],
+        ],
     ),
     "admin key": (
         '[environments.production]\nOPENAI_API_KEY = "env://NOT_SET"\n'
@@ -216,10 +231,12 @@ PASTED = {
         '[environments.production]\nOPENAI_API_KEY = "env://NOT_SET"\n'
         '[migrate]\ndestination = "{key}"\n[migrate.templates]\nvault = "{key}"\n',
         "migrate.destination",
-        [["migrate", "plan", "--env", "production"],
-         ["migrate", "copy", "--env", "production", "--to-provider", "vault"]],
+        [
+            ["migrate", "plan", "--env", "production"],
+            ["migrate", "copy", "--env", "production", "--to-provider", "vault"],
+        ],
     ),
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -419,8 +436,9 @@ def test_a_key_in_a_file_name_author_or_ref_is_redacted_in_every_format(
     report = tmp_path_factory.mktemp("report") / f"report.{fmt}"
     texts: list[bytes] = []
     for mode in ([], ["--history"], ["--staged"]):
-        done = run_keysentry("scan", *mode, "--format", fmt, "-o", str(report), ".",
-                             cwd=gitrepo.path)  # fmt: skip
+        done = run_keysentry(
+            "scan", *mode, "--format", fmt, "-o", str(report), ".", cwd=gitrepo.path
+        )
         assert done.returncode == 1, done.stderr
         assert b"dirsk-proj-..." in report.read_bytes()  # the place is still named
         texts += [done.stdout, done.stderr, report.read_bytes()]

@@ -123,9 +123,12 @@ def load_in_child() -> str:
 
 
 def test_a_fork_during_a_cold_aws_load_does_not_deadlock_the_child(
-    aws: Any, production: Path, parked: Parked, rng: random.Random,
+    aws: Any,
+    production: Path,
+    parked: Parked,
+    rng: random.Random,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     import boto3.session
 
     key = key_of(KeyKind.PROJECT, rng).key
@@ -156,12 +159,16 @@ def test_a_fork_while_the_config_is_being_read_does_not_deadlock_the_child(
 
 
 def test_a_fork_during_a_vault_login_does_not_deadlock_the_child(
-    vault: Any, production: Path, parked: Parked, rng: random.Random,
+    vault: Any,
+    production: Path,
+    parked: Parked,
+    rng: random.Random,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     key = key_of(KeyKind.PROJECT, rng).key
-    vault.secrets.kv.v2.create_or_update_secret("fork/openai", {"api_key": key},
-                                                mount_point="secret")  # fmt: skip
+    vault.secrets.kv.v2.create_or_update_secret(
+        "fork/openai", {"api_key": key}, mount_point="secret"
+    )
     configure(production, "vault://secret/fork/openai#api_key")
     monkeypatch.setattr(vault_store, "_log_in", parked.wrap(vault_store._log_in))
     parked.start(lambda: loader.load_key(env="production"))
@@ -232,8 +239,9 @@ def test_a_vault_token_file_in_home_is_never_used(
     vault: Any, production: Path, cli: Any, rng: random.Random, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     key = key_of(KeyKind.PROJECT, rng).key
-    vault.secrets.kv.v2.create_or_update_secret("home/openai", {"api_key": key},
-                                                mount_point="secret")  # fmt: skip
+    vault.secrets.kv.v2.create_or_update_secret(
+        "home/openai", {"api_key": key}, mount_point="secret"
+    )
     configure(production, "vault://secret/home/openai#api_key")
     home = production / "home"
     home.mkdir()

@@ -63,8 +63,9 @@ class KeyVaultServer(ThreadingHTTPServer):
         }
         return {**bundle, **self._optional(version)}
 
-    def item(self, entry: dict[str, Any], version: dict[str, Any], versioned: bool
-             ) -> dict[str, Any]:  # fmt: skip
+    def item(
+        self, entry: dict[str, Any], version: dict[str, Any], versioned: bool
+    ) -> dict[str, Any]:
         suffix = f"/{version['id']}" if versioned else ""
         item = {
             "id": f"{self.vault_url}/secrets/{entry['name']}{suffix}",
@@ -80,9 +81,14 @@ class KeyVaultServer(ThreadingHTTPServer):
     @staticmethod
     def _attributes(version: dict[str, Any]) -> dict[str, Any]:
         given = version.get("attributes") or {}  # enabled, exp, nbf as PUT gave them
-        return {"enabled": True, **given, "created": version["created"],
-                "updated": version.get("updated", version["created"]),
-                "recoveryLevel": "Recoverable+Purgeable", "recoverableDays": 90}  # fmt: skip
+        return {
+            "enabled": True,
+            **given,
+            "created": version["created"],
+            "updated": version.get("updated", version["created"]),
+            "recoveryLevel": "Recoverable+Purgeable",
+            "recoverableDays": 90,
+        }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -117,13 +123,23 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(400, "BadParameter", "The api-version query parameter is missing")
         auth = self.headers.get("Authorization", "")
         if not auth.startswith("Bearer "):
-            return self._send(401, {"error": {"code": "Unauthorized",
-                                              "message": "AKV10000: Request is missing a Bearer "
-                                              "or PoP token."}},
-                              {"WWW-Authenticate": CHALLENGE})  # fmt: skip
+            return self._send(
+                401,
+                {
+                    "error": {
+                        "code": "Unauthorized",
+                        "message": "AKV10000: Request is missing a Bearer or PoP token.",
+                    }
+                },
+                {"WWW-Authenticate": CHALLENGE},
+            )
         if auth.removeprefix("Bearer ") in self.server.refused_tokens:
-            return self._error(403, "Forbidden", "Caller is not authorized to perform action on "
-                               "resource.", "ForbiddenByRbac")  # fmt: skip
+            return self._error(
+                403,
+                "Forbidden",
+                "Caller is not authorized to perform action on resource.",
+                "ForbiddenByRbac",
+            )
         parts = [p for p in url.path.split("/") if p]
         with self.server.lock:
             self.server.requests[f"{method} /{'/'.join(parts)}"] += 1
@@ -131,14 +147,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.delay:
             time.sleep(self.server.delay)
         if status:
-            return self._error(status, "InternalError" if status >= 500 else "Throttled",
-                               f"injected {status}")  # fmt: skip
+            return self._error(
+                status, "InternalError" if status >= 500 else "Throttled", f"injected {status}"
+            )
         body = json.loads(raw) if raw else {}
         with self.server.lock:
             self._route(method, parts, body, query)
 
-    def _route(self, method: str, parts: list[str], body: dict[str, Any],
-               query: dict[str, list[str]]) -> None:  # fmt: skip
+    def _route(
+        self, method: str, parts: list[str], body: dict[str, Any], query: dict[str, list[str]]
+    ) -> None:
         server = self.server
         if parts[:1] == ["secrets"] and len(parts) == 1 and method == "GET":
             entries = [(e, e["versions"][-1]) for e in server.secrets.values()]
@@ -154,36 +172,53 @@ class _Handler(BaseHTTPRequestHandler):
         entry = server.secrets.get(key)
         if method == "PUT" and len(parts) == 2:
             if key in server.deleted:
-                return self._error(409, "Conflict", f"Secret {name} is currently in a deleted but "
-                                   "recoverable state, and its name cannot be reused; in this "
-                                   "state, the secret can only be recovered or purged.",
-                                   "ObjectIsDeletedButRecoverable")  # fmt: skip
+                return self._error(
+                    409,
+                    "Conflict",
+                    f"Secret {name} is currently in a deleted but "
+                    "recoverable state, and its name cannot be reused; in this "
+                    "state, the secret can only be recovered or purged.",
+                    "ObjectIsDeletedButRecoverable",
+                )
             entry = server.secrets.setdefault(key, {"name": name, "versions": []})
             given = body.get("attributes") or {}
-            version = {"id": uuid.uuid4().hex, "value": body.get("value", ""),
-                       "tags": body.get("tags"), "contentType": body.get("contentType"),
-                       "attributes": {k: given[k] for k in ("enabled", "exp", "nbf") if k in given},
-                       "created": int(time.time())}  # fmt: skip
+            version = {
+                "id": uuid.uuid4().hex,
+                "value": body.get("value", ""),
+                "tags": body.get("tags"),
+                "contentType": body.get("contentType"),
+                "attributes": {k: given[k] for k in ("enabled", "exp", "nbf") if k in given},
+                "created": int(time.time()),
+            }
             entry["versions"].append(version)
             return self._send(200, server.bundle(entry, version))
         if entry is None and method == "GET" and parts[2:] == ["versions"]:
             return self._page([], query, f"secrets/{name}/versions")  # as a real vault answers
         if entry is None:
-            return self._error(404, "SecretNotFound", f"A secret with (name/id) {name} was not "
-                               "found in this key vault.")  # fmt: skip
+            return self._error(
+                404,
+                "SecretNotFound",
+                f"A secret with (name/id) {name} was not found in this key vault.",
+            )
         if method == "GET" and len(parts) == 3 and parts[2] == "versions":
             items = [server.item(entry, v, True) for v in entry["versions"]]
             return self._page(items, query, f"secrets/{name}/versions")
         if method == "GET" and len(parts) in (2, 3):
             wanted = parts[2] if len(parts) == 3 else ""
-            found = [v for v in entry["versions"] if v["id"] == wanted] if wanted else \
-                entry["versions"][-1:]  # fmt: skip
+            found = (
+                [v for v in entry["versions"] if v["id"] == wanted]
+                if wanted
+                else entry["versions"][-1:]
+            )
             if not found:
                 return self._error(404, "SecretNotFound", f"version {wanted} of {name} not found")
             return self._send(200, server.bundle(entry, found[0]))
         if method == "PATCH" and len(parts) in (2, 3):  # `/secrets/name/`: the latest version
-            found = [v for v in entry["versions"] if v["id"] == parts[2]] if len(parts) == 3 \
-                else entry["versions"][-1:]  # fmt: skip
+            found = (
+                [v for v in entry["versions"] if v["id"] == parts[2]]
+                if len(parts) == 3
+                else entry["versions"][-1:]
+            )
             if not found:
                 return self._error(404, "SecretNotFound", "no such version")
             found[0].update({k: body[k] for k in ("tags", "contentType") if k in body})
@@ -221,8 +256,13 @@ class _Handler(BaseHTTPRequestHandler):
         bundle = self.server.bundle(entry, entry["versions"][-1])
         bundle.pop("value")  # a deleted secret's value is not returned
         now = int(time.time())
-        bundle.update({"recoveryId": f"{self.server.vault_url}/deletedsecrets/{entry['name']}",
-                       "deletedDate": now, "scheduledPurgeDate": now + 90 * 86400})  # fmt: skip
+        bundle.update(
+            {
+                "recoveryId": f"{self.server.vault_url}/deletedsecrets/{entry['name']}",
+                "deletedDate": now,
+                "scheduledPurgeDate": now + 90 * 86400,
+            }
+        )
         return bundle
 
     def _page(self, items: list[dict[str, Any]], query: dict[str, list[str]], path: str) -> None:
@@ -232,8 +272,10 @@ class _Handler(BaseHTTPRequestHandler):
         following = None
         if start + size < len(items):
             api = query["api-version"][0]
-            following = (f"{self.server.vault_url}/{path}?api-version={api}"
-                         f"&$skiptoken={start + size}&maxresults={size}")  # fmt: skip
+            following = (
+                f"{self.server.vault_url}/{path}?api-version={api}"
+                f"&$skiptoken={start + size}&maxresults={size}"
+            )
         self._send(200, {"value": page, "nextLink": following})
 
     def do_GET(self) -> None:

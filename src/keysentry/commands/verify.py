@@ -45,8 +45,9 @@ def settings(base_url: str | None = None) -> Settings:
         try:
             threshold = float(threshold)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}.spend_threshold_usd must be a number of dollars, got "
-                              f"{threshold!r}") from None  # fmt: skip
+            raise ConfigError(
+                f"{where}.spend_threshold_usd must be a number of dollars, got {threshold!r}"
+            ) from None
     url = base_url or table.get("base_url") or None
     return Settings(admin, threshold, url)
 
@@ -79,8 +80,9 @@ def _since(text: str | None) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.timezone.utc).timestamp())
 
 
-def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
-           history: bool) -> int:  # fmt: skip
+def verify(
+    envs: list[str], fmt: str, since: str | None, base_url: str | None, history: bool
+) -> int:
     from keysentry.rotate.policies import lifecycle_checks
     from keysentry.verify.isolation import Check, isolation
     from keysentry.verify.liveness import check_many
@@ -120,8 +122,14 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
     report: dict[str, dict[str, Any]] = {}
     for env, key in sorted(keys.items()):
         verdict = verdicts[fingerprint(key.reveal())]
-        checks.append(Check("live", env, verdict.status.is_live if verdict.status.value != "unknown"
-                            else None, f"{verdict.status.value}: {verdict.detail}"))  # fmt: skip
+        checks.append(
+            Check(
+                "live",
+                env,
+                verdict.status.is_live if verdict.status.value != "unknown" else None,
+                f"{verdict.status.value}: {verdict.detail}",
+            )
+        )
         entry: dict[str, Any] = {
             "key": key.redacted,
             "fingerprint": verdict.fingerprint,
@@ -129,22 +137,43 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
             "detail": verdict.detail,
         }
         if records is None:
-            checks.append(Check("spend", env, None, "needs an admin key ([verify].admin_key "
-                                "or OPENAI_ADMIN_KEY)"))  # fmt: skip
+            checks.append(
+                Check(
+                    "spend",
+                    env,
+                    None,
+                    "needs an admin key ([verify].admin_key or OPENAI_ADMIN_KEY)",
+                )
+            )
         elif len(records[env]) != 1:
-            what = "matches no key" if not records[env] else \
-                f"matches {len(records[env])} keys: ambiguous"  # fmt: skip
+            what = (
+                "matches no key"
+                if not records[env]
+                else f"matches {len(records[env])} keys: ambiguous"
+            )
             checks.append(Check("spend", env, None, f"the admin listing {what}"))
         else:
             record = records[env][0]
             assert keymap is not None and admin is not None
             spent = spend(admin, record, keymap.keys_in(record.project_id), start)
-            entry.update({"project_id": record.project_id, "key_id": record.id,
-                          "spend_usd": spent.usd, "spend_method": spent.method})  # fmt: skip
-            within = None if config.threshold is None or spent.usd is None else \
-                spent.usd <= config.threshold  # fmt: skip
-            limit = f" of {config.threshold:.2f}" if config.threshold is not None else \
-                " (no threshold set)"  # fmt: skip
+            entry.update(
+                {
+                    "project_id": record.project_id,
+                    "key_id": record.id,
+                    "spend_usd": spent.usd,
+                    "spend_method": spent.method,
+                }
+            )
+            within = (
+                None
+                if config.threshold is None or spent.usd is None
+                else spent.usd <= config.threshold
+            )
+            limit = (
+                f" of {config.threshold:.2f}"
+                if config.threshold is not None
+                else " (no threshold set)"
+            )
             checks.append(
                 Check(
                     "spend",
@@ -163,9 +192,11 @@ def verify(envs: list[str], fmt: str, since: str | None, base_url: str | None,
     passed = all(c.ok for c in checks)
     if fmt == "json":
         for env in report:
-            report[env]["checks"] = [{"check": c.check, "ok": c.ok, "detail": c.detail,
-                                      "warning": c.warning}
-                                     for c in checks if c.env == env]  # fmt: skip
+            report[env]["checks"] = [
+                {"check": c.check, "ok": c.ok, "detail": c.detail, "warning": c.warning}
+                for c in checks
+                if c.env == env
+            ]
         print(json.dumps({"passed": passed, "environments": report}, indent=2))
     else:
         for c in sorted(checks, key=lambda c: (c.env, c.check)):

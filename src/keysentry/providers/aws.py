@@ -37,8 +37,14 @@ _clients: dict[tuple[str | None, str | None, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 _NOT_FOUND = {"ResourceNotFoundException"}
-_DENIED = {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException",
-           "ExpiredTokenException", "DecryptionFailure", "403"}  # fmt: skip
+_DENIED = {
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "DecryptionFailure",
+    "403",
+}
 _UNAVAILABLE = {"ThrottlingException", "InternalServiceError", "ServiceUnavailable", "500", "503"}
 _CONFLICT = {"ResourceExistsException"}
 
@@ -51,8 +57,9 @@ def _client(ref: SecretRef) -> Any:
             from botocore.config import Config
 
             session = boto3.session.Session(profile_name=key[0], region_name=key[1])
-            config = Config(connect_timeout=5, read_timeout=10,
-                            retries={"max_attempts": 2, "mode": "standard"})  # fmt: skip
+            config = Config(
+                connect_timeout=5, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"}
+            )
             _clients[key] = session.client("secretsmanager", endpoint_url=key[2], config=config)
         return _clients[key]
 
@@ -85,8 +92,9 @@ def _translated(ref: SecretRef) -> Iterator[None]:
         if code in _CONFLICT:
             raise SecretConflict(text) from None
         if code == "InvalidRequestException" and "deleted" in message.lower():
-            raise SecretConflict(f"{text}; restore it (restore-secret) or wait until the "
-                                 "deletion completes") from None  # fmt: skip
+            raise SecretConflict(
+                f"{text}; restore it (restore-secret) or wait until the deletion completes"
+            ) from None
         if code in _UNAVAILABLE:
             raise ProviderUnavailable(text) from None
         raise ProviderError(text) from None
@@ -96,8 +104,12 @@ def _translated(ref: SecretRef) -> Iterator[None]:
         raise AccessDenied(f"{ref}: no AWS credentials were found") from None
     except aws.ProfileNotFound as exc:
         raise ConfigError(f"{ref}: {exc}") from None
-    except (aws.EndpointConnectionError, aws.ConnectTimeoutError, aws.ReadTimeoutError,
-            aws.ConnectionClosedError) as exc:  # fmt: skip
+    except (
+        aws.EndpointConnectionError,
+        aws.ConnectTimeoutError,
+        aws.ReadTimeoutError,
+        aws.ConnectionClosedError,
+    ) as exc:
         raise ProviderUnavailable(f"{ref}: Secrets Manager did not answer: {exc}") from None
 
 

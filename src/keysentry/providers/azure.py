@@ -56,8 +56,10 @@ def secret_name(name: str) -> str:
     """A Key Vault secret name for `name`: `_` becomes `-`; the rest must already fit."""
     mapped = name.replace("_", "-")
     if not _NAME.match(mapped):
-        raise ConfigError(f"{name!r} cannot be a Key Vault secret name: letters, digits and "
-                          "dashes only, starting with a letter, at most 127")  # fmt: skip
+        raise ConfigError(
+            f"{name!r} cannot be a Key Vault secret name: letters, digits and "
+            "dashes only, starting with a letter, at most 127"
+        )
     return mapped
 
 
@@ -112,8 +114,9 @@ def _translated(ref: SecretRef) -> Iterator[None]:
             raise ProviderUnavailable(f"{ref}: Key Vault is unavailable ({status})") from None
         raise ProviderError(f"{ref}: Key Vault error {status}: {_reason(exc)}") from None
     except (az.ServiceRequestError, az.ServiceResponseError) as exc:
-        raise ProviderUnavailable(f"{ref}: Key Vault did not answer: {type(exc).__name__}"
-                                  ) from None  # fmt: skip
+        raise ProviderUnavailable(
+            f"{ref}: Key Vault did not answer: {type(exc).__name__}"
+        ) from None
 
 
 def _reason(exc: Any) -> str:

@@ -69,8 +69,9 @@ class Provider(Protocol):
 
     def get(self, ref: SecretRef) -> Fetched: ...
 
-    def put(self, ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool
-            ) -> Stored: ...  # fmt: skip
+    def put(
+        self, ref: SecretRef, value: str, *, tags: Mapping[str, str], overwrite: bool
+    ) -> Stored: ...
 
     def describe(self, ref: SecretRef) -> dict[str, object]: ...
 

@@ -103,8 +103,11 @@ class SecretCache:
                 raise
             log.warning(
                 "keysentry: serving the cached value of %s, fetched %.0f s ago: the store "
-                "failed (%s)", key, now - entry.fetched, exc,
-            )  # fmt: skip
+                "failed (%s)",
+                key,
+                now - entry.fetched,
+                exc,
+            )
             retry = now + min(self.ttl, max(1.0, self.ttl / 10))
             with self._lock:
                 self._entries[key] = entry._replace(expires=min(retry, entry.stale_until))

@@ -168,8 +168,10 @@ def remove(ref: SecretRef) -> bool:
     if kept == text:
         return False
     if parse(kept) != {k: v for k, v in parse(text).items() if k != name}:
-        raise ConfigError(f"{ref}: removing {name} would change how python-dotenv reads "
-                          f"{path} (another value uses it): remove it by hand")  # fmt: skip
+        raise ConfigError(
+            f"{ref}: removing {name} would change how python-dotenv reads "
+            f"{path} (another value uses it): remove it by hand"
+        )
     try:
         write_atomically(path, kept.encode("utf-8"))
     except OSError as exc:

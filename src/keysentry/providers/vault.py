@@ -185,11 +185,16 @@ def _translated(ref: SecretRef) -> Iterator[None]:
         raise AccessDenied(f"{ref}: Vault refused access: {_first(exc)}") from None
     except errors.InvalidRequest as exc:
         if "check-and-set" in str(exc):
-            raise SecretConflict(f"{ref}: changed in Vault since it was read (check-and-set)"
-                                 ) from None  # fmt: skip
+            raise SecretConflict(
+                f"{ref}: changed in Vault since it was read (check-and-set)"
+            ) from None
         raise ProviderError(f"{ref}: Vault rejected the request: {_first(exc)}") from None
-    except (errors.VaultDown, errors.InternalServerError, errors.BadGateway,
-            errors.RateLimitExceeded) as exc:  # fmt: skip
+    except (
+        errors.VaultDown,
+        errors.InternalServerError,
+        errors.BadGateway,
+        errors.RateLimitExceeded,
+    ) as exc:
         raise ProviderUnavailable(f"{ref}: Vault is unavailable: {_first(exc)}") from None
     except errors.VaultError as exc:
         raise ProviderError(f"{ref}: Vault error: {_first(exc)}") from None

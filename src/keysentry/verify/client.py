@@ -150,8 +150,12 @@ def health(key: Secret, *, base_url: str | None = None, timeout: float = 5.0) ->
         return {"status": "down", "breaker": "open", "detail": str(exc)}
     except openai.APIStatusError as exc:
         status = "degraded" if exc.status_code in (429,) else "down"
-        return {"status": status, "breaker": client.breaker.state, "http_status": exc.status_code,
-                "detail": error_message(exc)[:200]}  # fmt: skip
+        return {
+            "status": status,
+            "breaker": client.breaker.state,
+            "http_status": exc.status_code,
+            "detail": error_message(exc)[:200],
+        }
     except openai.APIError as exc:
         return {"status": "down", "breaker": client.breaker.state, "detail": type(exc).__name__}
     latency = (time.monotonic() - started) * 1000
@@ -183,8 +187,11 @@ def unreachable(exc: Any) -> str:
 def as_keysentry_error(exc: Any) -> ProviderError:
     """An openai SDK error as one of keysentry's, with the API's message only."""
     status = getattr(exc, "status_code", None)
-    text = f"OpenAI API: HTTP {status}: {error_message(exc)[:200]}" if status else \
-        f"OpenAI API: {unreachable(exc)}"  # fmt: skip
+    text = (
+        f"OpenAI API: HTTP {status}: {error_message(exc)[:200]}"
+        if status
+        else f"OpenAI API: {unreachable(exc)}"
+    )
     if status in (401, 403):
         return AccessDenied(text)
     if status is None or status == 429 or status >= 500:

@@ -50,24 +50,45 @@ def isolation(
             if project is None:
                 checks.append(Check("own project", env, None, "key not mapped to one project"))
             else:
-                others = sorted(e for e in fingerprints if e != env
-                                and _project(records.get(e, [])) == project)  # fmt: skip
-                checks.append(Check("own project", env, not others,
-                                    f"{project} also holds {', '.join(others)}" if others
-                                    else f"alone in {project}"))  # fmt: skip
+                others = sorted(
+                    e for e in fingerprints if e != env and _project(records.get(e, [])) == project
+                )
+                checks.append(
+                    Check(
+                        "own project",
+                        env,
+                        not others,
+                        f"{project} also holds {', '.join(others)}"
+                        if others
+                        else f"alone in {project}",
+                    )
+                )
             for record in records.get(env, [])[:1]:
                 checks.append(Check("key age", env, True, _age(record)))
         if env in PRODUCTION:
-            leaks = sorted(e for e, values in every_value.items()
-                           if e != env and print_ in values)  # fmt: skip
-            checks.append(Check("production key elsewhere", env, not leaks,
-                                f"also stored in {', '.join(leaks)}" if leaks
-                                else "in no other environment's store"))  # fmt: skip
+            leaks = sorted(e for e, values in every_value.items() if e != env and print_ in values)
+            checks.append(
+                Check(
+                    "production key elsewhere",
+                    env,
+                    not leaks,
+                    f"also stored in {', '.join(leaks)}"
+                    if leaks
+                    else "in no other environment's store",
+                )
+            )
         if history is not None:  # None: not asked for, or not in a repository
             found = print_ in history
-            checks.append(Check("not in git history", env, not found,
-                                "found in this repository's history: rotate it" if found
-                                else "absent from this repository's history"))  # fmt: skip
+            checks.append(
+                Check(
+                    "not in git history",
+                    env,
+                    not found,
+                    "found in this repository's history: rotate it"
+                    if found
+                    else "absent from this repository's history",
+                )
+            )
     return checks
 
 
@@ -79,6 +100,9 @@ def _project(records: list[KeyRecord]) -> str | None:
 def _age(record: KeyRecord) -> str:
     now = time.time()
     days = int((now - record.created_at) // 86400)
-    used = "never used" if record.last_used_at is None else \
-        f"last used {int((now - record.last_used_at) // 86400)} days ago"  # fmt: skip
+    used = (
+        "never used"
+        if record.last_used_at is None
+        else f"last used {int((now - record.last_used_at) // 86400)} days ago"
+    )
     return f"{record.id}, created {days} days ago, {used}"

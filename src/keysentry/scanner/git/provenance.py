@@ -308,8 +308,9 @@ def _restored(keys_of_blob: dict[str, frozenset[str]], checkpoint: dict[str, Any
     def commit(described: dict[str, str] | None) -> Commit | None:
         if described is None:
             return None
-        return Commit(described["commit"], (), described["author"], described["email"],
-                      described["date"])  # fmt: skip
+        return Commit(
+            described["commit"], (), described["author"], described["email"], described["date"]
+        )
 
     replay = _Replay(keys_of_blob)
     replay.state = {c: dict(state) for c, state in checkpoint["state"].items()}

@@ -49,8 +49,10 @@ def timeline(git: dict[str, Any]) -> str:
     if not git.get("reachable", True):
         return f"in unreachable blob {git['blob'][:12]} (no commit reaches it)"
     first = git["introduced"]
-    parts = [f"introduced in {first['commit'][:12]} by {first['author']} <{first['email']}> "
-             f"on {first['date'][:10]}"]  # fmt: skip
+    parts = [
+        f"introduced in {first['commit'][:12]} by {first['author']} <{first['email']}> "
+        f"on {first['date'][:10]}"
+    ]
     if "at_head" not in git:  # a range scan knows only the introducing commit
         return parts[0]
     removed = git["removed"]

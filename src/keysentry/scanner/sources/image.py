@@ -250,8 +250,11 @@ def _config(
                 field = f"{section}.Env[{i}]"
                 walk.count_entry()
                 step = _env_step(str(entry), history)
-                yield walk.blob([*base, field], str(entry).encode(), {
-                    **extra, "image": {**info, "field": field, **step}})  # fmt: skip
+                yield walk.blob(
+                    [*base, field],
+                    str(entry).encode(),
+                    {**extra, "image": {**info, "field": field, **step}},
+                )
             rest[section] = inner
     if isinstance(history, list):
         for i, entry in enumerate(history):
@@ -260,8 +263,9 @@ def _config(
             text = json.dumps(entry, indent=1, ensure_ascii=False).encode()
             created = str(entry.get("created_by", "")) if isinstance(entry, dict) else ""
             step = {"step": i + 1, "created_by": scrub(created)[:300]}
-            yield walk.blob([*base, field], text, {
-                **extra, "image": {**info, "field": field, **step}})  # fmt: skip
+            yield walk.blob(
+                [*base, field], text, {**extra, "image": {**info, "field": field, **step}}
+            )
     text = json.dumps(rest, indent=1, ensure_ascii=False).encode()
     yield walk.blob(base, text, {**extra, "image": info})
 
