@@ -18,8 +18,8 @@ from typing import Any
 import click
 
 from keysentry import __version__
-from keysentry.errors import ExitCode, KeysentryError
-from keysentry.hook import PRE_COMMIT_FLAG, files_as_files
+from keysentry.errors import ExitCode
+from keysentry.hook import PRE_COMMIT_FLAG, files_as_files, guarded
 from keysentry.scanner.report import FORMATS
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -750,14 +750,19 @@ def fleet_report(store: str, fmt: str, output: Path | None, since: str | None) -
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; every error ends as one line on stderr (usage errors as click shows them),
     each line scrubbed of keys and with control characters escaped (`safety.say`)."""
+    _RUN["debug"] = bool(os.environ.get("KEYSENTRY_DEBUG"))
+    args = files_as_files(sys.argv[1:] if argv is None else list(argv))
+    return guarded(lambda: _click_main(args), lambda: _RUN["debug"])
+
+
+def _click_main(args: list[str]) -> int:
+    """The click group on `args`, its own exits and usage errors turned into exit codes."""
     import io
 
     from keysentry.safety import say
 
-    _RUN["debug"] = bool(os.environ.get("KEYSENTRY_DEBUG"))
-    args = files_as_files(sys.argv[1:] if argv is None else list(argv))
     try:
-        code = cli.main(args=args, prog_name="keysentry", standalone_mode=False)
+        return int(cli.main(args=args, prog_name="keysentry", standalone_mode=False) or 0)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.ClickException as exc:
@@ -766,23 +771,5 @@ def main(argv: list[str] | None = None) -> int:
         for line in shown.getvalue().splitlines():
             say(line)
         return int(ExitCode.ERROR)
-    except (click.Abort, KeyboardInterrupt):
-        say("keysentry: interrupted")
-        return int(ExitCode.INTERRUPTED)
-    except KeysentryError as exc:
-        say(f"keysentry: error: {exc}")
-        return int(exc.exit_code)
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader went away (`| head`); nothing left to say
-        return int(ExitCode.ERROR)
-    except Exception as exc:  # a bug: still one line, and scrubbed of anything key-shaped
-        if _RUN["debug"]:
-            import traceback
-
-            for block in traceback.format_exception(exc):
-                for line in block.splitlines():
-                    say(line)  # each line scrubbed and escaped, like every other
-        hint = "" if _RUN["debug"] else " (run again with --debug for the traceback)"
-        say(f"keysentry: internal error: {type(exc).__name__}: {exc}{hint}")
-        return int(ExitCode.ERROR)
-    return int(code or 0)
+    except click.Abort:
+        raise KeyboardInterrupt from None

@@ -185,12 +185,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return cli_main(args)
     command, debug = fast
-    return guarded(command, debug or bool(os.environ.get("KEYSENTRY_DEBUG")))
+    return guarded(command, lambda: debug or bool(os.environ.get("KEYSENTRY_DEBUG")))
 
 
-def guarded(command: Callable[[], int], debug: bool) -> int:
-    """Run `command`; every error is one scrubbed line (with --debug, an internal error's
-    traceback too, each line scrubbed), as `cli.main` does."""
+def guarded(command: Callable[[], int], debug: Callable[[], bool]) -> int:
+    """Run `command`; every error is one scrubbed line with its exit code (with --debug, an
+    internal error's traceback too, each line scrubbed). The one error boundary of both entry
+    points: this one and `cli.main`. `debug` is asked only when a bug is met, since the
+    click CLI learns it while parsing."""
     from keysentry.errors import ExitCode, KeysentryError
     from keysentry.safety import say
 
@@ -206,13 +208,13 @@ def guarded(command: Callable[[], int], debug: bool) -> int:
         sys.stderr.close()  # the reader went away (`| head`); nothing left to say
         return int(ExitCode.ERROR)
     except Exception as exc:  # a bug: still one line, and scrubbed of anything key-shaped
-        if debug:
+        tracing = debug()
+        if tracing:
             import traceback
 
             for block in traceback.format_exception(exc):
                 for line in block.splitlines():
-                    say(line)
-        say(f"keysentry: internal error: {type(exc).__name__}: {exc}")
-        if not debug:
-            say("keysentry: run again with --debug for the traceback, and report it")
+                    say(line)  # each line scrubbed and escaped, like every other
+        hint = "" if tracing else " (run again with --debug for the traceback)"
+        say(f"keysentry: internal error: {type(exc).__name__}: {exc}{hint}")
         return int(ExitCode.ERROR)
