@@ -148,7 +148,7 @@ def render_text(data: dict[str, Any]) -> str:
 def render_sarif(data: dict[str, Any]) -> str:
     """SARIF 2.1.0 with one run per repository (each repository is its own source root)."""
     from keysentry.scanner.keys import KeyKind
-    from keysentry.scanner.report.sarif import _RULES, SCHEMA_URI, _artifact, _rule
+    from keysentry.scanner.report import sarif
 
     runs: dict[str, list[dict[str, Any]]] = {}
     urls: dict[str, str] = {}
@@ -159,13 +159,13 @@ def render_sarif(data: dict[str, Any]) -> str:
             runs.setdefault(o["repository"], []).append(
                 {
                     "ruleId": kind.rule,
-                    "ruleIndex": _RULES.index(kind),
+                    "ruleIndex": sarif.RULES.index(kind),
                     "level": "error",
                     "message": {"text": f"{kind.label} {key['redacted']} found."},
                     "locations": [
                         {
                             "physicalLocation": {
-                                "artifactLocation": _artifact(o["path"]),
+                                "artifactLocation": sarif.artifact(o["path"]),
                                 "region": {"startLine": o["line"]},
                             }
                         }
@@ -181,18 +181,11 @@ def render_sarif(data: dict[str, Any]) -> str:
                 }
             )
     document = {
-        "$schema": SCHEMA_URI,
+        "$schema": sarif.SCHEMA_URI,
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {
-                    "driver": {
-                        "name": "keysentry",
-                        "version": __version__,
-                        "informationUri": "https://pypi.org/project/keysentry/",
-                        "rules": [_rule(kind) for kind in _RULES],
-                    }
-                },
+                "tool": sarif.tool(),
                 "originalUriBaseIds": {"%SRCROOT%": {"description": {"text": name}}},
                 "versionControlProvenance": [{"repositoryUri": urls[name]}],
                 "results": results,

@@ -20,7 +20,7 @@ from keysentry.scanner.report import shown
 from keysentry.scanner.report.json import lossless
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
-_RULES = list(KeyKind)
+RULES = list(KeyKind)
 
 
 def _rule(kind: KeyKind) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def _region(finding: Finding) -> dict[str, Any]:
     }
 
 
-def _artifact(path: str) -> dict[str, str]:
+def artifact(path: str) -> dict[str, str]:
     # Only the platform's own separator becomes `/`: on POSIX a `\\` is part of a name (and of an
     # archive chain's escapes), which the percent-encoding keeps, byte for byte.
     posix = path.replace(os.sep, "/").encode("utf-8", "surrogateescape")
@@ -79,13 +79,13 @@ def _result(finding: Finding, show_secrets: bool) -> dict[str, Any]:
         properties["secret"] = finding.secret.reveal()
     return {
         "ruleId": finding.rule,
-        "ruleIndex": _RULES.index(finding.kind),
+        "ruleIndex": RULES.index(finding.kind),
         "level": "error" if finding.confidence is Confidence.HIGH else "warning",
         "message": {"text": f"{finding.kind.label} {value} found."},
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": _artifact(shown(finding.path, show_secrets)),
+                    "artifactLocation": artifact(shown(finding.path, show_secrets)),
                     "region": _region(finding),
                 }
             }
@@ -95,20 +95,25 @@ def _result(finding: Finding, show_secrets: bool) -> dict[str, Any]:
     }
 
 
+def tool() -> dict[str, Any]:
+    """A run's `tool`: keysentry, with one rule per key kind (the fleet report shares it)."""
+    return {
+        "driver": {
+            "name": "keysentry",
+            "version": __version__,
+            "informationUri": "https://pypi.org/project/keysentry/",
+            "rules": [_rule(kind) for kind in RULES],
+        }
+    }
+
+
 def render(result: ScanResult, show_secrets: bool, color: bool) -> str:
     document = {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
         "runs": [
             {
-                "tool": {
-                    "driver": {
-                        "name": "keysentry",
-                        "version": __version__,
-                        "informationUri": "https://pypi.org/project/keysentry/",
-                        "rules": [_rule(kind) for kind in _RULES],
-                    }
-                },
+                "tool": tool(),
                 "results": [_result(f, show_secrets) for f in result.findings],
                 "columnKind": "unicodeCodePoints",
             }
