@@ -55,10 +55,13 @@ def test_a_hostile_value_costs_linear_time(unit: str) -> None:
 
     def seconds(size: int) -> float:
         text = "B=" + unit * (size // len(unit)) + "\n" + "C=${B}\n" * 100
-        started = time.perf_counter()
-        parse(text)
-        return time.perf_counter() - started
+        best = float("inf")
+        for _ in range(3):  # the best of three: one slow run on a loaded machine is noise
+            started = time.perf_counter()
+            parse(text)
+            best = min(best, time.perf_counter() - started)
+        return best
 
     small, large = seconds(20_000), seconds(200_000)
-    assert large < 40 * max(small, 1e-3), (unit, small, large)
+    assert large < 40 * max(small, 5e-3), (unit, small, large)  # 5 ms: below it, noise
     assert os.environ.get("B") is None  # nothing leaked into the process environment

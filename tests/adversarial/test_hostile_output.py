@@ -417,7 +417,7 @@ def test_scrubbing_a_hostile_body_costs_linear_time(unit: str) -> None:
         return best
 
     small, large = seconds(100_000), seconds(1_000_000)
-    assert large < 40 * max(small, 1e-3), (unit, small, large)
+    assert large < 40 * max(small, 5e-3), (unit, small, large)  # 5 ms: below it, noise
 
 
 # --- names, authors and refs that hold a key ------------------------------------------------
