@@ -85,8 +85,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="keysentry-hostile-"))
     scan = keysentry()
     print(f"Files of {args.size_mb:g} MB unless named; median of {args.rounds} rounds.\n")
-    print("| file | detector MB/s (CPU) | keysentry scan (s) | betterleaks fs (s) | "
-          "keysentry / plain | betterleaks / plain | keysentry / betterleaks |")  # fmt: skip
+    print(
+        "| file | detector MB/s (CPU) | keysentry scan (s) | betterleaks fs (s) | "
+        "keysentry / plain | betterleaks / plain | keysentry / betterleaks |"
+    )
     print("|---|---|---|---|---|---|---|")
     base: tuple[float, float] | None = None
     for name, build in cases(size).items():

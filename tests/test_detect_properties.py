@@ -47,8 +47,31 @@ def examples(ci: int) -> settings:
 
 FORMAT_LENGTHS = [(f, n) for f in FORMATS for n in f.half_lengths]
 # Delimiters a key can sit between: anything that is not a key character.
-DELIMITERS = [" ", "\n", "\r\n", "\t", '"', "'", "=", ":", ",", ";", "(", ")", "<", ">", "`",
-              "|", "/", "+", ".", "\\n", "%20", "&amp;", "é"]  # fmt: skip
+DELIMITERS = [
+    " ",
+    "\n",
+    "\r\n",
+    "\t",
+    '"',
+    "'",
+    "=",
+    ":",
+    ",",
+    ";",
+    "(",
+    ")",
+    "<",
+    ">",
+    "`",
+    "|",
+    "/",
+    "+",
+    ".",
+    "\\n",
+    "%20",
+    "&amp;",
+    "é",
+]
 # Around an encoded value: characters that are in no claimed encoding's alphabet.
 VALUE_DELIMITERS = [" ", "\n", "\t", '"', "'", ":", ",", "(", ")", "<", ">", "`", "|"]
 TEXT = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=60)
