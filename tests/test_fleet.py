@@ -346,10 +346,11 @@ def test_a_worker_killed_mid_task_is_retried_and_nothing_is_lost_or_duplicated(
         runner.join(60)
     (result,) = outcome
     assert (result.failed, result.scanned) == ([], 4)
-    # The stalled request, then the retry's two (refs, then the pack): the task was redone.
+    # The stalled request, then a whole clone again (at least refs, then the pack): the task
+    # was redone. How many requests a clone makes is git's business, so no exact count.
     web = fleet.git_server.hits[f"{ORG}/web.git"] - hits_before
-    api = fleet.git_server.hits[f"{ORG}/api.git"] - api_before  # one clone's requests
-    assert web == 1 + api
+    api = fleet.git_server.hits[f"{ORG}/api.git"] - api_before
+    assert api >= 2 and web >= 1 + 2
     saved = Store(store)
     assert saved.counts()["occurrences"] == 5  # web 3 + api 2, each once
     rows = saved.scan_rows(result.scan_id)
