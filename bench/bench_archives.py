@@ -27,23 +27,16 @@ from pathlib import Path
 from common import (
     alternate,
     betterleaks_command,
+    copy_stdlib,
     key_lines,
     keysentry,
-    real_text_files,
-    real_text_root,
     table,
 )
 
 
 def build_tree(root: Path, rng: random.Random) -> tuple[int, int]:
     """The corpus copied under `root` with keys planted; returns (files, planted keys)."""
-    source = real_text_root()
-    copied = []
-    for path in real_text_files():
-        target = root / path.relative_to(source)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
-        copied.append(target)
+    copied = copy_stdlib(root)
     planted = key_lines(rng)
     for (_, line), target in zip(planted, rng.sample(copied, len(planted)), strict=True):
         with open(target, "a", encoding="utf-8") as handle:

@@ -27,24 +27,12 @@ from pathlib import Path
 from common import (
     alternate,
     betterleaks_command,
+    copy_stdlib,
     key_lines,
     keysentry,
-    real_text_files,
-    real_text_root,
     ripgrep,
     table,
 )
-
-
-def copy_stdlib(root: Path) -> list[Path]:
-    source_root = real_text_root()
-    copied = []
-    for path in real_text_files():
-        dest = root / path.relative_to(source_root)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, dest)
-        copied.append(dest)
-    return copied
 
 
 def export_head(repo: Path, root: Path) -> list[Path]:

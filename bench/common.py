@@ -87,6 +87,18 @@ def real_text_files() -> list[Path]:
     )
 
 
+def copy_stdlib(root: Path) -> list[Path]:
+    """The real text corpus copied under `root`; returns the copies."""
+    source_root = real_text_root()
+    copied = []
+    for path in real_text_files():
+        dest = root / path.relative_to(source_root)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dest)
+        copied.append(dest)
+    return copied
+
+
 def key_lines(rng: random.Random) -> list[tuple[Planted, str]]:
     """Each key of every format, as a plain assignment and as a base64 Kubernetes value."""
     lines = []

@@ -3,43 +3,28 @@ project's OpenAI server: the report, its 200/503 rule, and liveness cached betwe
 
 from __future__ import annotations
 
-import random
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from keygen import key_of
 from keysentry import loader
-from keysentry.resilience import _breakers
 from keysentry.runtime import budget as budgets
 from keysentry.runtime import health
-from keysentry.scanner.keys import KeyKind
 from servers.openai_api import OpenAIServer
 
 MODELS = "GET /v1/models"
 
 
 @pytest.fixture
-def key(
-    api: OpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random
-) -> Iterator[str]:
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "KEYSENTRY_ENV"):
-        monkeypatch.delenv(name, raising=False)
+def key(key: str, api: OpenAIServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The shared live key (tests/openai_fixtures.py), with the API found by OPENAI_BASE_URL
+    as a deployed app finds it."""
     monkeypatch.setenv("OPENAI_BASE_URL", api.base_url)
-    value = key_of(KeyKind.PROJECT, rng).key
-    monkeypatch.setenv("OPENAI_API_KEY", value)
-    api.org.add_key(value, "proj_app")
-    loader.configure(None)
-    _breakers.clear()
-    budgets._counters.clear()
-    yield value
-    loader.configure(None)
-    budgets._counters.clear()
+    return key
 
 
 def assert_healthy(status: int, body: dict[str, Any], key: str) -> None:

@@ -10,10 +10,7 @@ component would refuse the properties its siblings declare."""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -23,32 +20,9 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from keygen import key_of
-from keysentry import loader, openai_client
-from keysentry.resilience import _breakers
-from keysentry.runtime import budget as budgets
-from keysentry.scanner.keys import KeyKind
+from keysentry import openai_client
 from servers.openai_api import Exchange, OpenAIServer, error
 from test_openai_spec import problems, spec
-
-
-@pytest.fixture
-def api(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rng: random.Random
-) -> Iterator[OpenAIServer]:
-    server = OpenAIServer().start()
-    monkeypatch.chdir(tmp_path)
-    for name in ("OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_BASE_URL", "KEYSENTRY_ENV"):
-        monkeypatch.delenv(name, raising=False)
-    value = key_of(KeyKind.PROJECT, rng).key
-    monkeypatch.setenv("OPENAI_API_KEY", value)
-    server.org.add_key(value, "proj_app")
-    loader.configure(None)
-    _breakers.clear()
-    budgets._counters.clear()
-    yield server
-    server.stop()
-    loader.configure(None)
 
 
 def nullable(node: Any) -> Any:
@@ -114,7 +88,7 @@ def event_ref(ref: str, event: Any) -> str:
     return ref
 
 
-def test_generation_answers_conform_to_openais_spec(api: OpenAIServer) -> None:
+def test_generation_answers_conform_to_openais_spec(api: OpenAIServer, key: str) -> None:
     sdk = openai_client(base_url=api.base_url, backoff_base_seconds=0.01)
     hello: Any = [{"role": "user", "content": "Say hello."}]
     sdk.chat.completions.create(model="gpt-4o-mini", messages=hello)
