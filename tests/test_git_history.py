@@ -173,6 +173,25 @@ def test_a_damaged_cache_is_ignored_not_trusted(
     assert len(findings) == 1 and "known clean" not in err
 
 
+def test_the_caches_are_tied_to_every_byte_of_every_detector_module(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from keysentry.scanner.git import cache
+
+    before = cache.detector_hash()
+    assert len(before) == 16 and int(before, 16) >= 0  # 64 bits, in hex
+    real = Path.read_bytes
+    for name in cache._DETECTOR_MODULES:
+
+        def edited(path: Path, name: str = name) -> bytes:
+            return real(path) + b"#" if path.as_posix().endswith(f"/scanner/{name}") else real(path)
+
+        monkeypatch.setattr(Path, "read_bytes", edited)
+        assert cache.detector_hash() != before, name
+        monkeypatch.undo()
+    assert cache.detector_hash() == before
+
+
 def test_unreachable_keys_need_all_objects(gitrepo: GitRepo, rng: random.Random, cli: Any) -> None:
     key = key_of(KeyKind.PROJECT, rng).key
     gitrepo.commit("init", **{"a.txt": "a\n"})

@@ -167,6 +167,46 @@ def test_git_hooks_pre_commit_and_cached_rescans_never_import_click(
     assert key not in out + err
 
 
+def modules_of(cwd: Path, *args: str) -> tuple[int, set[str]]:
+    """The exit code of `python -m keysentry ARGS` in a fresh interpreter, and every module it
+    imported."""
+    code = (
+        "import sys, runpy\n"
+        f"sys.argv = ['keysentry', *{list(args)!r}]\n"
+        "try:\n"
+        "    runpy.run_module('keysentry', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    print('MODULES', *sorted(sys.modules), file=sys.stderr)\n"
+        "    raise\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("MODULES ")]
+    return done.returncode, set(line.split()[1:])
+
+
+def test_a_cached_rescan_of_a_clean_history_loads_neither_the_detector_nor_openssl(
+    gitrepo: GitRepo,
+) -> None:
+    gitrepo.commit("init", **{"a.txt": "a\n", "b.py": "print('b')\n"})
+    assert modules_of(gitrepo.path, "scan", "--history", "-q")[0] == 0  # fills the caches
+    code, modules = modules_of(gitrepo.path, "scan", "--history", "-q")
+    assert code == 0
+    assert "keysentry.scanner.git.cache" in modules  # the cache was asked, and answered
+    assert {"keysentry.scanner.detect", "ahocorasick_rs", "_hashlib"}.isdisjoint(modules)
+
+
+def test_a_pre_commit_scan_of_named_files_starts_no_git(
+    gitrepo: GitRepo, rng: random.Random
+) -> None:
+    staged_key(gitrepo, rng)
+    code, modules = modules_of(gitrepo.path, "scan", "--pre-commit", "--quiet", "k.env", "a.txt")
+    assert code == 1
+    assert "keysentry.scanner.detect" in modules
+    assert {"subprocess", "keysentry.scanner.sources.gitignored"}.isdisjoint(modules)
+
+
 def test_the_console_script_and_python_m_start_at_the_lean_entry_point() -> None:
     [script] = [e for e in metadata.entry_points(group="console_scripts") if e.name == "keysentry"]
     assert script.value == "keysentry.hook:main"

@@ -376,6 +376,8 @@ def _count_ignored_keys(
     directories: list[str], exclude: tuple[str, ...], result: ScanResult, options: ScanOptions
 ) -> None:
     """Say how many gitignored files hold a key: a clean summary must not hide them."""
+    if not directories:
+        return  # files named one by one (pre-commit's): no directory to look in
     from keysentry.scanner.sources.gitignored import ignored_with_keys
 
     holding: list[str] = []

@@ -10,13 +10,15 @@ from __future__ import annotations
 import codecs
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from keysentry.errors import InputError
-from keysentry.scanner.detect import Match, search
-from keysentry.scanner.encodings import Codec, utf16_views
-from keysentry.scanner.keys import Confidence, KeyKind
 from keysentry.secret import Secret, redact
+
+if TYPE_CHECKING:
+    from keysentry.scanner.detect import Match
+    from keysentry.scanner.encodings import Codec
+    from keysentry.scanner.keys import Confidence, KeyKind
 
 # The fingerprint is an HMAC so that it cannot be looked up in a table of hashed keys; the key is
 # fixed so that fingerprints agree across machines, baselines and ignore files.
@@ -34,7 +36,6 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
-_WIDE = {Codec.UTF16LE, Codec.UTF16BE}
 
 
 def fingerprint(key: str) -> str:
@@ -103,6 +104,10 @@ def findings_in(blob: Blob, inline_allow: bool = True) -> list[Finding]:
 
     Raises IncompleteBlob (carrying the findings made) when the detector's safety bound on
     decoding was reached, so that part of the blob went unsearched."""
+    # Here, not at the top: the detector costs 10 ms of imports, which a scan that searches
+    # no blob (a cached history rescan, a commit of deletions only) never pays.
+    from keysentry.scanner.detect import search
+
     found: list[Finding] = []
     incomplete = []
     bom = _bom_text(blob.data)
@@ -117,11 +122,13 @@ def findings_in(blob: Blob, inline_allow: bool = True) -> list[Finding]:
     incomplete.append(detection.incomplete)
     if not detection.matches and not any(incomplete):
         return found
+    from keysentry.scanner.encodings import Codec
+
     raw = _View(blob.data, inline_allow)
     wide: dict[Codec, _View] = {}
     for match in detection.matches:
         outer = match.encoding[0] if match.encoding else None
-        if outer in _WIDE:
+        if outer in (Codec.UTF16LE, Codec.UTF16BE):
             if bom is not None and bom[1].startswith("utf-16"):
                 continue  # found in the decoded text already
             assert outer is not None
@@ -140,6 +147,8 @@ def findings_in(blob: Blob, inline_allow: bool = True) -> list[Finding]:
 def _units(data: bytes, codec: Codec) -> bytes:
     """The blob read as UTF-16 from its start, one byte per code unit (ASCII as itself,
     anything else as 0xFF): lines and columns of a file without a BOM count code units."""
+    from keysentry.scanner.encodings import utf16_views
+
     return next(v.data for v in utf16_views(data, 0, len(data)) if v.codec is codec)
 
 

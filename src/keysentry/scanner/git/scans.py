@@ -165,6 +165,9 @@ def _reuse(
 ) -> tuple[list[Finding], dict[str, Any]] | None:
     """The cached result's findings, keys re-read from their blobs, and what this run read;
     None if any blob or key is gone or unreadable (then everything is scanned again)."""
+    read = {"read": 0, "bytes": 0, "cached": 0}
+    if not cached["hits"] and not cached["findings"]:
+        return [], {**cached, **read}  # a clean history: nothing to re-read or search
     from keysentry.scanner.git.provenance import rebuild_findings
     from keysentry.scanner.git.reader import Unread, read_blobs
 

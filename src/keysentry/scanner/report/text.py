@@ -8,13 +8,14 @@ prints as `\\xNN` escapes instead of failing a strict UTF-8 stream.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keysentry.safety import escape_control
-from keysentry.scanner.findings import Finding
-from keysentry.scanner.keys import Confidence
-from keysentry.scanner.pipeline import ScanResult
 from keysentry.scanner.report import shown
+
+if TYPE_CHECKING:
+    from keysentry.scanner.findings import Finding
+    from keysentry.scanner.pipeline import ScanResult
 
 _BOLD, _RED, _YELLOW, _DIM, _RESET = "\033[1m", "\033[31m", "\033[33m", "\033[2m", "\033[0m"
 
@@ -27,6 +28,8 @@ def _where(finding: Finding, show_secrets: bool) -> str:
 
 
 def format_finding(finding: Finding, show_secrets: bool, color: bool) -> str:
+    from keysentry.scanner.keys import Confidence  # here: a clean report needs no key anatomy
+
     value = finding.secret.reveal() if show_secrets else finding.redacted
     notes = [finding.kind.value]
     if finding.confidence is Confidence.LOW:
