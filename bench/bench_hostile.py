@@ -28,6 +28,8 @@ from keysentry.scanner.keys import MARKER
 
 M = MARKER
 b64 = base64.b64encode
+# Key-shaped but rejected (a placeholder): each one costs the detector a full key check.
+NEAR_MISS = b"sk-proj-" + b"a" * 40 + M + b"b" * 40
 
 
 def repeated(unit: bytes, size: int) -> bytes:
@@ -60,6 +62,19 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
         "base64 of markers": lambda: b64(repeated(M, size * 3 // 4)),
         "base64 of markers, wrapped at 76": lambda: wrapped(b64(repeated(M, size * 3 // 4)), 76),
         "base64 of base64 of markers": lambda: b64(b64(repeated(M, size * 9 // 16))),
+        "base64 of markers, wrapped at 75": lambda: wrapped(b64(repeated(M, size * 3 // 4)), 75),
+        "base64 of markers with / and +, wrapped at 76": lambda: wrapped(
+            b64(repeated(M + b"?>", size * 3 // 4)), 76
+        ),
+        "base64 of base64 of markers, wrapped at 76": lambda: wrapped(
+            b64(b64(repeated(M, size * 9 // 16))), 76
+        ),
+        "base64 of base64 of markers, wrapped at 80": lambda: wrapped(
+            b64(b64(repeated(M, size * 9 // 16))), 80
+        ),
+        "base64 marker, one per short field": lambda: repeated(b'"' + b64(M * 6) + b'",', size),
+        "near-miss keys, one a line": lambda: repeated(NEAR_MISS + b"\n", size),
+        "near-miss keys in base64, one a line": lambda: repeated(b64(NEAR_MISS)[:-1] + b"\n", size),
         "split encoded marker every line": lambda: repeated(b64(M)[:5] + b"\n", size),
         "hex needle": lambda: repeated(M.hex().encode(), size),
         "UTF-16 marker": lambda: repeated(M.decode().encode("utf-16-le"), size),

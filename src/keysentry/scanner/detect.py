@@ -36,9 +36,13 @@ from keysentry.scanner.encodings import (
     Codec,
     Decoded,
     Kind,
+    base64_pieces,
     base64_views,
+    could_hold_escaped_base64,
     could_hold_escaped_key,
     hex_views,
+    lines_of,
+    runs_of,
     unescaped,
     utf16_views,
 )
@@ -107,6 +111,11 @@ _LAST_KIND_CHUNK = 4096
 _RUN = re.compile(rb"[A-Za-z0-9_-]*")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _DASH = ord("-")
+_AND_3 = (3).__and__
+
+
+# What an escaped window must hold to be decoded, by the kind of hit that asked for it.
+_COULD_HOLD = {"escaped": could_hold_escaped_key, "escaped base64": could_hold_escaped_base64}
 
 
 class _RunClass(NamedTuple):
@@ -122,8 +131,10 @@ def _run_class(characters: bytes, least: int) -> _RunClass:
 
 _ALPHANUMERIC = bytes(sorted(BASE64URL - frozenset(b"-_")))
 _KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_RUN)
-_BASE64_RUNS = _run_class(_ALPHANUMERIC + b"+/_-", 4 * MIN_KEY_RUN // 3 - 2)
-_WRAPPED_RUNS = _run_class(_ALPHANUMERIC + b"+/_-\r\n", 4 * MIN_KEY_RUN // 3 - 2)
+# N base64 characters carry 6N bits: the shortest key's 8 * MIN_KEY_RUN need this many.
+_BASE64_KEY_RUN = -(-8 * MIN_KEY_RUN // 6)
+_BASE64_RUNS = _run_class(_ALPHANUMERIC + b"+/_-", _BASE64_KEY_RUN)
+_WRAPPED_RUNS = _run_class(_ALPHANUMERIC + b"+/_-\r\n", _BASE64_KEY_RUN)
 _HEX_RUNS = _run_class(b"0123456789abcdefABCDEF", 2 * MIN_KEY_RUN)
 
 
@@ -201,6 +212,12 @@ class _Runs:
             self._start, self._end = self._run_from(self._flags, pos)
         return self._start, self._end
 
+    def last_outside(self, lo: int, hi: int) -> int:
+        """The last position in [lo, hi) that is not of the class, or -1."""
+        if not self._flags:
+            self._flags = self._data.translate(self._runs.table)
+        return self._flags.rfind(b"\0", lo, hi)
+
     def holds_long_run(self, lo: int, hi: int) -> bool:
         if not self._flags:
             self._flags = self._data.translate(self._runs.table)
@@ -223,11 +240,38 @@ class _Runs:
         return start, len(flags) if end < 0 else end
 
 
-class _Introducers:
-    """Where the escapes are (`\\`, `%`, `&#`): the nearest before a position and the first
-    after it. Positions must not decrease from call to call."""
+class _CharIndex:
+    """How many characters that are not line breaks come before a position: the count that
+    base64 groups are aligned by (see base64_views). Counted on from the last position asked,
+    so that asking in increasing order (a small step back is allowed) costs one pass."""
 
-    _PATTERNS = (b"\\", b"%", b"&#")
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._pos = self._breaks = 0
+        self._breaks_in = self._lf_only if b"\r" not in data else self._lf_and_cr
+
+    def at(self, pos: int) -> int:
+        last = self._pos
+        if pos >= last:
+            self._breaks += self._breaks_in(last, pos)
+        else:
+            self._breaks -= self._breaks_in(pos, last)
+        self._pos = pos
+        return pos - self._breaks
+
+    def _lf_only(self, lo: int, hi: int) -> int:
+        return self._data.count(b"\n", lo, hi)
+
+    def _lf_and_cr(self, lo: int, hi: int) -> int:
+        return self._data.count(b"\n", lo, hi) + self._data.count(b"\r", lo, hi)
+
+
+class _Introducers:
+    """Where the escapes may be (`\\`, `%`, `&` of `&#`): the nearest before a position and the
+    first after it. Positions must not decrease from call to call. Single bytes, since finding
+    one byte is many times faster than finding two (an `&` without `#` only asks for a look)."""
+
+    _PATTERNS = (b"\\", b"%", b"&")
 
     def __init__(self, data: bytes, reach: int) -> None:
         self._data, self._reach = data, reach
@@ -264,11 +308,14 @@ class _Pass:
             "wrapped": [],
             "hex": [],
             "escaped": [],
+            "escaped base64": [],
             "utf16": [],
+            "stretch": [],
         }
         self.introducers: dict[Kind, _Introducers] = {}
         self.decoding = depth < MAX_DEPTH
         self._next_sk = -_INF
+        self.hit_index = _CharIndex(data)
         self.handlers: dict[Kind, Callable[[int, int], int]] = {
             Kind.PLAIN: self._plain,
             Kind.BASE64: self._base64,
@@ -349,14 +396,15 @@ class _Pass:
 
     def _plain(self, marker: int, _: int) -> int:
         sk = self._sk_from(marker - _SK_REACH)
-        start, end = self.key_runs.around(marker)
         if sk > marker - _SK_LEAST:
             covered = sk + _SK_LEAST  # a key's `sk-` is in reach before its marker
-        elif start > marker:
-            covered = start  # in a short run: no key here, nor until the next long run
         else:
-            self._keys_in_run(end)
-            covered = end
+            start, end = self.key_runs.around(marker)
+            if start > marker:
+                covered = start  # in a short run: no key here, nor until the next long run
+            else:
+                self._keys_in_run(end)
+                covered = end
         if self.decoding:
             covered = min(covered, self._escapes_near(Kind.PLAIN, marker))
         return covered
@@ -388,11 +436,21 @@ class _Pass:
         covered = self._escapes_near(Kind.BASE64, hit)
         line = self.base64_runs.around(hit)
         wrapped = self.wrapped_runs.around(hit)
+        # The value the hit is in has its groups where the encoded marker says: on one line,
+        # counted by position; over lines, by characters other than line breaks.
         if wrapped[0] <= hit and wrapped != line:
             # Lines of base64: the wrapped windows are read both joined and line by line.
-            in_lines = self._window_in_run("wrapped", hit, wrapped, _REACH_WRAPPED)
+            groups = 1 << (self.hit_index.at(hit) - phase) % 4
+            in_lines = self._window_in_run("wrapped", hit, wrapped, _REACH_WRAPPED, groups)
             return min(covered, in_lines)
         groups = 1 << (hit - phase) % 4
+        start, end = line
+        if start <= hit and end - start < _LOOKAHEAD:
+            # A short run, as values in fields or one a line are: rather than a window for each
+            # run, the stretch around the hit is read as a whole (see _stretch_views).
+            lo, hi = max(0, hit - _REACH_BASE64), hit + _REACH_BASE64 + _LOOKAHEAD
+            self.windows["stretch"].append(_Window(lo, hi, lo == 0, hi >= len(self.data), groups))
+            return min(covered, hit + _LOOKAHEAD)
         return min(covered, self._window_in_run("base64", hit, line, _REACH_BASE64, groups))
 
     def _hex(self, hit: int, _: int) -> int:
@@ -411,7 +469,8 @@ class _Pass:
             self.introducers[kind] = _Introducers(self.data, _REACH_ESCAPED)
         prev, after = self.introducers[kind].around(hit)
         if hit - prev <= _REACH_ESCAPED or after - hit <= _REACH_ESCAPED:
-            return self._window("escaped", hit, _REACH_ESCAPED)
+            family = "escaped base64" if kind is Kind.BASE64 else "escaped"
+            return self._window(family, hit, _REACH_ESCAPED)
         return after - _REACH_ESCAPED
 
     def _window(self, family: str, hit: int, reach: int) -> int:
@@ -438,24 +497,82 @@ class _Pass:
             if self.depth == 0:
                 self._search_views([_View(v, size, (False, False)) for v in _utf16_text(data)])
             return
-        for lo, hi, edges, groups in _chunks(self.windows["base64"], _REACH_BASE64, size):
-            views += [_View(v, hi - lo, edges) for v in base64_views(data, lo, hi, False, groups)]
-        for lo, hi, edges, _ in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
-            views += [_View(v, hi - lo, edges) for v in base64_views(data, lo, hi, True)]
-            if self.base64_runs.holds_long_run(lo, hi):  # a line that can hold a key alone
-                views += [_View(v, hi - lo, edges) for v in base64_views(data, lo, hi, False)]
+        # On one line, each window is decoded only as its hit says, so windows are merged
+        # only with others of the same alignment: a key whose hit was skipped is within reach
+        # of the window that covered it, and one past that has its own hit and window.
+        aligned: dict[int, list[_Window]] = {}
+        for window in self.windows["base64"]:
+            aligned.setdefault(window.groups, []).append(window)
+        for windows in aligned.values():
+            for lo, hi, edges, groups in _chunks(windows, _REACH_BASE64, size):
+                decoded = base64_views(data, lo, hi, False, groups, lo)
+                views += [_View(v, hi - lo, edges) for v in decoded]
+        for lo, hi, edges, groups in _chunks(self.windows["stretch"], _REACH_BASE64, size):
+            views += [_View(v, hi - lo, edges) for v in self._stretch_views(lo, hi, edges, groups)]
+        index = _CharIndex(data)
+        for lo, hi, edges, groups in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
+            views += [
+                _View(v, hi - lo, edges) for v in self._wrapped_views(lo, hi, edges, groups, index)
+            ]
         for lo, hi, edges, _ in _chunks(self.windows["hex"], _REACH_HEX, size):
             views += [_View(v, hi - lo, edges) for v in hex_views(data, lo, hi)]
         for lo, hi, edges, _ in _chunks(self.windows["utf16"], _REACH_UTF16, size):
             views += [_View(v, hi - lo, edges) for v in utf16_views(data, lo, hi)]
         if self.depth == 0:
             views += [_View(v, size, (False, False)) for v in _utf16_text(data)]
-        for lo, hi, edges, _ in _chunks(self.windows["escaped"], _REACH_ESCAPED, size):
-            if could_hold_escaped_key(data[lo:hi]):
-                bulk = unescaped(data, lo, hi)
-                view = Decoded(bulk.fast, bulk.codec, lambda s, e: (s, e))
-                views.append(_View(view, hi - lo, edges, bulk.by_tokens))
+        for family in ("escaped", "escaped base64"):
+            for lo, hi, edges, _ in _chunks(self.windows[family], _REACH_ESCAPED, size):
+                could_hold = _COULD_HOLD[family]
+                if could_hold(data[lo:hi]):
+                    bulk = unescaped(data, lo, hi)
+                    view = Decoded(bulk.fast, bulk.codec, lambda s, e: (s, e))
+                    views.append(_View(view, hi - lo, edges, bulk.by_tokens))
         self._search_views(views)
+
+    def _wrapped_views(
+        self, lo: int, hi: int, edges: tuple[bool, bool], groups: int, index: _CharIndex
+    ) -> Iterator[Decoded]:
+        """A window of wrapped base64 read joined, as one value over its lines, with groups
+        where its hits said (and from the run's start when the window starts there); and,
+        where a line is long enough to hold a key alone, line by line: every line from its
+        own start (one value a line), and from where the hits said when a value can start
+        inside a line (after a `/` or `+`)."""
+        data, lo_index = self.data, index.at(lo)
+        cut = edges[0]
+        joined = groups | (0 if cut else 1 << lo_index % 4)
+        yield from base64_views(data, lo, hi, True, joined, lo_index)
+        if not self.base64_runs.holds_long_run(lo, hi):
+            return
+        lead = 0
+        if cut:  # the first line starts before the window: after a line break or the run's start
+            before = self.base64_runs.last_outside(max(0, lo - 2 * _REACH_WRAPPED), lo)
+            if before < 0:  # too far back to look: read it from every alignment
+                yield from base64_views(data, lo, hi, False, 0b1111, lo_index)
+                return
+            lead = lo - before - 1
+        yield base64_pieces(lines_of(data, lo, hi), lead)
+        window = data[lo:hi]
+        if b"/" in window or b"+" in window:
+            yield from base64_views(data, lo, hi, False, groups, lo_index)
+
+    def _stretch_views(
+        self, lo: int, hi: int, edges: tuple[bool, bool], groups: int
+    ) -> Iterator[Decoded]:
+        """A stretch around short runs of base64 (see _base64): every run read from its own
+        start (values in fields, one a line); and, when a value can start inside a run (after
+        a `/` or `+`), the stretch from where the hits said, whatever is not base64 read as
+        `/` (which ends a value as its delimiter does)."""
+        data = self.data
+        lead = 0
+        if edges[0] and self.base64_runs.last_outside(lo, lo + 1) < 0:
+            # The first run starts before the stretch; if far back, it is long, and its own
+            # windows read it (see _base64).
+            before = self.base64_runs.last_outside(max(0, lo - _LOOKAHEAD), lo)
+            lead = lo - before - 1 if before >= 0 else 0
+        yield base64_pieces(runs_of(data, lo, hi), lead)
+        window = data[lo:hi]
+        if b"/" in window or b"+" in window:
+            yield from base64_views(data, lo, hi, False, groups, lo, stretch=True)
 
     def _search_views(self, views: list[_View]) -> None:
         """Searches the decoded views, many small ones in one pass: they are joined with a
@@ -547,7 +664,7 @@ class _Window(NamedTuple):
     hi: int
     lo_is_edge: bool  # the start of the buffer or of the run: what is before is not glued on
     hi_is_edge: bool
-    groups: int = 0b1111  # base64 on one line: where groups may start (see base64_views)
+    groups: int = 0b1111  # base64: where its hits say groups start (see base64_views)
 
 
 def _chunks(

@@ -24,6 +24,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
+import ahocorasick_rs
+
 from keysentry.scanner.keys import MARKER
 
 
@@ -120,41 +122,68 @@ NEEDLES = _build_needles()
 # --- base64 -------------------------------------------------------------------------------
 
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-_LINE_BREAKS = re.compile(rb"\r?\n|\r")
+_BASE64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+# URL-safe characters to standard ones, anything else to `/`.
+_STRETCH = bytes(
+    c if c in _BASE64_ALPHABET else {ord("-"): ord("+"), ord("_"): ord("/")}.get(c, ord("/"))
+    for c in range(256)
+)
 
 
 def base64_views(
-    buf: bytes, lo: int, hi: int, joined: bool, groups: int = 0b1111
+    buf: bytes,
+    lo: int,
+    hi: int,
+    joined: bool,
+    alignments: int,
+    lo_index: int,
+    stretch: bool = False,
 ) -> Iterator[Decoded]:
     """`buf[lo:hi]` (a run of base64 characters, maybe over several lines) decoded with its
-    4-character groups starting at each of the four offsets it can have: `joined`, the lines
-    as one value (wrapped base64); else each line as a value of its own. On a single line,
-    `groups` can narrow the offsets: bit k set, a group may start where `buf` offset mod 4 is
-    k."""
+    4-character groups aligned as each bit of `alignments` says: bit k set, a group may start
+    at a character whose index is k modulo 4, counting the characters of `buf` that are not
+    line breaks (`lo_index`: that count before `lo`). Counted so, where a group starts does not
+    depend on where the value's lines break. `joined`: the lines as one value (wrapped
+    base64); else each line as a value of its own. `stretch`: the window may hold anything,
+    and whatever is not base64 is read as `/` (it ends a value as a delimiter does)."""
     window = buf[lo:hi]
+    if stretch:
+        chars = window.translate(_STRETCH)
+        for first in range(4):
+            if alignments >> (lo_index + first) % 4 & 1:
+                yield _decoded_from(chars, first, lo.__add__)
+        return
+    carriage_returns = b"\r" in window
     if joined:
         chars = window.translate(None, b"\r\n")
         position = _stripped_positions(window, lo, 0)
-    elif b"\n" in window or b"\r" in window:
+    elif carriage_returns or b"\n" in window:
         # Each line break becomes `////`: a whole group at the offset where the next line's
         # value starts; it decodes to 0xFF bytes, which end any key, and puts no key bits into
-        # the byte after a key's last one (an encoder's padding bits are zeros).
-        chars = window.replace(b"\r\n", _SEPARATOR).replace(b"\n", _SEPARATOR)
-        chars = chars.replace(b"\r", _SEPARATOR)
+        # the byte after a key's last one (an encoder's padding bits are zeros). Four
+        # characters for one or two keep every character's index modulo 4 what it is joined.
+        chars = window.replace(b"\r\n", _SEPARATOR) if carriage_returns else window
+        chars = chars.replace(b"\n", _SEPARATOR)
+        if carriage_returns:
+            chars = chars.replace(b"\r", _SEPARATOR)
         position = _stripped_positions(window, lo, len(_SEPARATOR))
     else:
         chars = window
         position = lo.__add__
-        groups = sum(1 << first for first in range(4) if groups >> (lo + first) % 4 & 1)
-    standard = chars.translate(_TO_STANDARD)
+    urlsafe = b"-" in chars or b"_" in chars
+    standard = chars.translate(_TO_STANDARD) if urlsafe else chars
     for first in range(4):
-        if not groups >> first & 1:
-            continue
-        body = standard[first:]
-        if len(body) % 4 == 1:
-            body = body[:-1]
-        data = binascii.a2b_base64(body + b"=" * (-len(body) % 4))
-        yield Decoded(data, Codec.BASE64, _base64_locator(first, len(chars), position))
+        if alignments >> (lo_index + first) % 4 & 1:
+            yield _decoded_from(standard, first, position)
+
+
+def _decoded_from(chars: bytes, first: int, position: Callable[[int], int]) -> Decoded:
+    """Standard-alphabet base64 `chars` decoded in groups from index `first`."""
+    body = chars[first:]
+    if len(body) % 4 == 1:
+        body = body[:-1]
+    data = binascii.a2b_base64(body + b"=" * (-len(body) % 4))
+    return Decoded(data, Codec.BASE64, _base64_locator(first, len(chars), position))
 
 
 _SEPARATOR = b"////"
@@ -170,6 +199,92 @@ def _base64_locator(
         return position(head), position(min(last, length - 1)) + 1
 
     return locate
+
+
+_LINE_BREAKS = re.compile(rb"\r\n|\n|\r")
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]+")
+_NOT_BASE64_TO_NUL = bytes(c if c in _BASE64_ALPHABET or c in b"-_" else 0 for c in range(256))
+
+
+class Pieces(NamedTuple):
+    """Values of a window to read one by one (`base64_pieces`), and where each starts in the
+    buffer (found only when a match needs locating)."""
+
+    values: list[bytes]
+    starts: Callable[[], list[int]]
+
+
+def lines_of(buf: bytes, lo: int, hi: int) -> Pieces:
+    """The lines of a window of wrapped base64, whatever breaks them (LF, CRLF, CR)."""
+    window = buf[lo:hi]
+    if b"\r" in window:
+        window = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+    def starts() -> list[int]:
+        return [lo] + [found.end() for found in _LINE_BREAKS.finditer(buf, lo, hi)]
+
+    return Pieces(window.split(b"\n"), starts)
+
+
+def runs_of(buf: bytes, lo: int, hi: int) -> Pieces:
+    """The runs of base64 characters of a window (values in fields, one a line)."""
+
+    def starts() -> list[int]:
+        return [found.start() for found in _BASE64_RUN.finditer(buf, lo, hi)]
+
+    values = buf[lo:hi].translate(_NOT_BASE64_TO_NUL).split(b"\0")
+    return Pieces([value for value in values if value], starts)
+
+
+def _line_end(length: int) -> bytes:
+    """What follows a line of `length` characters in `base64_lines`: `A`s (zero bits) to a
+    whole group, then groups of `/`, which decode to 0xFF bytes that end any key, as many as
+    make the line's bytes a multiple of four, so that what the next line holds starts at the
+    same alignment in the decoded bytes as the line before it, whatever the lengths."""
+    filled = length + -length % 4
+    groups = -(filled // 4) % 4 or 4
+    return b"A" * (filled - length) + _SEPARATOR * groups
+
+
+_LINE_ENDS = tuple(_line_end(length) for length in range(16))
+
+
+def base64_pieces(pieces: Pieces, lead: int) -> Decoded:
+    """Each of `pieces` read as a base64 value of its own, with its groups from where it
+    starts, whatever the lengths of the pieces before it: each is filled to whole groups.
+    `lead`: how many characters of the first piece are before the window. One decode for
+    every piece, where reading them in place needs one per alignment of their starts; and
+    each piece's bytes start at a multiple of four, so that base64 inside (a value encoded
+    twice) is in turn read at one alignment."""
+    values = pieces.values
+    front = b"A" * (lead % 4)
+    first = len(values[0]) + len(front) if values else 0
+    middle = {length & 15 for length in set(map(len, values[1:-1]))} | {first & 15}
+    if len(middle) == 1:  # lines of one length (the usual wrapping): one bulk join
+        end = _LINE_ENDS[first & 15]
+        last = _LINE_ENDS[(len(values[-1]) if len(values) > 1 else first) & 15]
+        padded = front + end.join(values) + last
+        ends: list[bytes] = [end] * (len(values) - 1) + [last]
+    else:
+        ends = [_LINE_ENDS[first & 15]] + [_LINE_ENDS[len(value) & 15] for value in values[1:]]
+        padded = front + b"".join(itertools.chain.from_iterable(zip(values, ends, strict=True)))
+    if b"-" in padded or b"_" in padded:
+        padded = padded.translate(_TO_STANDARD)
+    data = binascii.a2b_base64(padded)
+    mapping: list[list[int]] = []  # filled piece starts, buffer piece starts: made when asked
+
+    def position(index: int) -> int:
+        if not mapping:
+            lengths = (len(a) + len(b) for a, b in zip(values, ends, strict=True))
+            mapping.extend(
+                (list(itertools.accumulate(lengths, initial=len(front))), pieces.starts())
+            )
+        filled_starts, piece_starts = mapping
+        piece = max(0, bisect.bisect_right(filled_starts, index) - 1)
+        offset = min(max(0, index - filled_starts[piece]), len(values[piece]))
+        return piece_starts[piece] + offset
+
+    return Decoded(data, Codec.BASE64, _base64_locator(0, len(padded), position))
 
 
 def _stripped_positions(window: bytes, lo: int, inserted: int) -> Callable[[int], int]:
@@ -266,12 +381,39 @@ def _token_table() -> dict[bytes, bytes]:
 _TOKENS = _token_table()
 
 # A key cannot be in an escaped window without its `sk` (plain, as serialisers leave letters,
-# or wholly escaped); windows without one are not decoded.
-_SK_FORMS = (b"sk", b"%73%6", b"\\x73\\x6", b"\\u0073\\u006", b"&#115;&#107;", b"&#x73;&#x6")
+# or wholly escaped); windows without one are not decoded. One pass looks for every escaped form.
+_ESCAPED_SK = ahocorasick_rs.BytesAhoCorasick(
+    [b"%73%6", b"\\x73\\x6", b"\\u0073\\u006", b"&#115;&#107;", b"&#x73;&#x6", b"&#X73;&#X6"],
+    matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST,
+)
 
 
 def could_hold_escaped_key(window: bytes) -> bool:
-    return any(form in window for form in _SK_FORMS) or b"&#X73;&#X6" in window
+    return b"sk" in window or bool(_ESCAPED_SK.find_matches_as_indexes(window))
+
+
+def _escaped_punctuation() -> list[bytes]:
+    """Every escape of base64's and keys' punctuation (`+`, `/`, `=`, `-`, `_`)."""
+    forms = [b"\\/"]
+    for char in b"+/=-_":
+        digits = f"{char:02x}"
+        for variant in _case_variants(digits):
+            forms += [f"%{variant}".encode(), f"\\x{variant}".encode(), f"\\u00{variant}".encode()]
+            forms += [f"&#x{variant};".encode(), f"&#X{variant};".encode()]
+        forms.append(f"&#{char};".encode())
+    return forms
+
+
+_ESCAPED_PUNCTUATION = ahocorasick_rs.BytesAhoCorasick(
+    _escaped_punctuation(), matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
+)
+
+
+def could_hold_escaped_base64(window: bytes) -> bool:
+    """Base64 with its punctuation escaped (a URL parameter, PHP's JSON) holds no `sk` to
+    look for: an escape of its punctuation is what it holds."""
+    found = _ESCAPED_PUNCTUATION.find_matches_as_indexes(window)
+    return bool(found) or could_hold_escaped_key(window)
 
 
 class Unescaped(NamedTuple):
