@@ -58,6 +58,37 @@ def test_outside_git_a_directory_is_walked_without_dot_git(tmp_path: Path) -> No
     assert files == [str(tmp_path / "a" / "b.txt")]
 
 
+def test_git_is_asked_wherever_it_could_find_a_work_tree_and_nowhere_else(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keysentry.scanner.sources.files import may_be_in_work_tree
+
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    plain = tmp_path / "plain" / "deep"
+    plain.mkdir(parents=True)
+    assert not may_be_in_work_tree(str(plain))
+    for marker, make in ((".git", Path.mkdir), (".git", Path.touch), ("HEAD", Path.touch)):
+        top = tmp_path / f"with{marker}{make.__name__}"
+        (top / "sub").mkdir(parents=True)
+        make(top / marker)  # a repository, a worktree's link to one, maybe a bare repository
+        assert may_be_in_work_tree(str(top / "sub"))
+    (tmp_path / "plain" / "link").symlink_to(tmp_path / "with.gitmkdir" / "sub")
+    assert may_be_in_work_tree(str(tmp_path / "plain" / "link"))  # git looks from the target
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    assert may_be_in_work_tree(str(plain))
+
+
+def test_outside_any_work_tree_the_walk_reads_every_file_as_git_would_have_left_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".gitignore").write_text("*.log\n")  # no repository: it means nothing
+    (tmp_path / "debug.log").write_text("z\n")
+    monkeypatch.setattr("keysentry.scanner.git.run.run_git", None)  # git must not be asked
+    files, _ = listing(str(tmp_path))
+    assert files == sorted(str(tmp_path / n) for n in (".gitignore", "debug.log"))
+
+
 def test_symlinks_never_lead_out_of_the_root(tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -173,6 +173,36 @@ def test_a_damaged_cache_is_ignored_not_trusted(
     assert len(findings) == 1 and "known clean" not in err
 
 
+def test_every_blob_listed_is_read_once_whichever_reader_takes_its_run(
+    gitrepo: GitRepo, rng: random.Random, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from keysentry.scanner.git import history
+    from keysentry.scanner.git.repo import open_repo
+
+    key = key_of(KeyKind.PROJECT, rng).key
+    files = {f"f{i}.txt": rng.randbytes(20_000 + i).hex() for i in range(40)}
+    gitrepo.commit("many", **files, **{"k.py": f"K = '{key}'\n"})
+    monkeypatch.setattr(history, "_RUN_BYTES", 100_000)  # runs of a few blobs: many runs
+    monkeypatch.setattr(history.os, "cpu_count", lambda: 4)
+    started: list[int] = []
+    real_thread = history.threading.Thread
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("target") is history._scan_run:
+            started.append(1)
+        return real_thread(*args, **kwargs)
+
+    monkeypatch.setattr(history.threading, "Thread", counted)
+    repo = open_repo(str(gitrepo.path))
+    scan = history.scan_blobs(repo, max_blob_size=1 << 20, cache=None, progress=False)
+    listed = gitrepo("cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectsize)")
+    sizes = [int(line.split()[1]) for line in listed.splitlines() if line.startswith("blob ")]
+    assert len(started) == 4  # one reader per core: every one took runs
+    assert scan.read == len(sizes) and scan.bytes == sum(sizes)
+    assert len(scan.clean) + len(scan.hits) == len(sizes) == len(set(scan.clean + scan.hits))
+    assert scan.hits == [gitrepo("rev-parse", "HEAD:k.py")]
+
+
 def test_the_caches_are_tied_to_every_byte_of_every_detector_module(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

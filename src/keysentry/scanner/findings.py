@@ -36,6 +36,7 @@ _BOMS = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+_BOM_FIRST = tuple({bom[:1] for bom, _ in _BOMS})  # one test rejects almost every blob
 
 
 def fingerprint(key: str) -> str:
@@ -93,6 +94,8 @@ class IncompleteBlob(InputError):
 def _bom_text(data: bytes) -> tuple[bytes, str, int] | None:
     """The UTF-8 text of a file that starts with a UTF-16 or UTF-32 BOM, its codec and the
     BOM's length."""
+    if data[:1] not in _BOM_FIRST:
+        return None
     for bom, codec in _BOMS:
         if data.startswith(bom):
             return data[len(bom) :].decode(codec, "replace").encode("utf-8"), codec, len(bom)

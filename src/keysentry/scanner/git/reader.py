@@ -6,6 +6,10 @@ exit status all raise `ReaderDied` naming the ids not answered. `read_all` then 
 reader for the rest, so one bad object (a corrupt pack) or one killed process costs only what
 could not be read, and hands back the ids it gave up on, with the reason, for the caller to
 report as unreadable (an incomplete scan exits 2).
+
+The ids are a list, or an `IdStream` that is still being filled (a history scan reads blobs
+while git is still listing them): a reader then waits for the next id, and ends only once the
+stream is closed and every id in it was answered.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO
 
 from keysentry.scanner.git.repo import Repo
@@ -39,16 +43,84 @@ class ReaderDied(GitError):
         self.reason, self.unread = reason, unread
 
 
+class IdStream:
+    """Object ids handed to a reader while they are still being found: appended in order, then
+    closed. Readers wait for ids that are not there yet; `available` answers once they are,
+    or once the stream is closed (then nothing more will come). With `more`, a stream that
+    runs dry asks it for its next ids (None: there are no more), so that whichever reader is
+    about to run out takes the next share of the work."""
+
+    def __init__(
+        self,
+        ids: Iterable[str] = (),
+        *,
+        closed: bool = False,
+        more: Callable[[], list[str] | None] | None = None,
+    ) -> None:
+        self._ids = list(ids)
+        self._closed = closed
+        self._more = more
+        self._asking = False  # a thread is in `more`, without the lock
+        self._changed = threading.Condition()
+
+    def wake(self) -> None:
+        """Let every waiter look again at what it waits for (a feeder told to stop)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def available(self, index: int, stop: Callable[[], bool] = lambda: False) -> int:
+        """How many ids the stream holds, once it holds more than `index`, is closed, or
+        `stop()` says to wait no more."""
+        with self._changed:
+            while index >= len(self._ids) and not self._closed and not stop():
+                self._wait_or_ask()
+            return len(self._ids)
+
+    def __getitem__(self, index: int) -> str:
+        return self._ids[index]
+
+    def between(self, start: int, end: int) -> list[str]:
+        return self._ids[start:end]
+
+    def rest(self, start: int) -> list[str]:
+        """Every id from `start` on, once the stream is closed (asking `more` for all)."""
+        with self._changed:
+            while not self._closed:
+                self._wait_or_ask()
+            return self._ids[start:]
+
+    def _wait_or_ask(self) -> None:
+        """With the lock held: ask `more` (without the lock, which it may wait for) unless
+        another thread already is, else wait for a change."""
+        if self._more is None or self._asking:
+            self._changed.wait()
+            return
+        self._asking = True
+        self._changed.release()
+        try:
+            ids = self._more()
+        finally:
+            self._changed.acquire()
+            self._asking = False
+            self._changed.notify_all()
+        if ids is None:
+            self._closed = True
+        else:
+            self._ids += ids
+
+
 def cat_file(
     repo: Repo,
-    ids: Sequence[str],
+    ids: Sequence[str] | IdStream,
     start: int = 0,
     max_size: int | None = None,
     pipe_size: int | None = None,
 ) -> Iterator[tuple[str, Answer]]:
-    """Answer ids[start:] in order through one `git cat-file --batch`; ReaderDied (with the
-    index of the first id not answered) if it fails in any way. `pipe_size`: enlarge its
-    output pipe (and the read buffer) to that, for reads of many megabytes."""
+    """Answer ids[start:] in order through one `git cat-file --batch` (with a stream, until
+    it is closed); ReaderDied (with the index of the first id not answered) if it fails in
+    any way. `pipe_size`: enlarge its output pipe (and the read buffer) to that, for reads of
+    many megabytes."""
+    stream = ids if isinstance(ids, IdStream) else IdStream(ids, closed=True)
     try:
         process = popen_git(
             repo.path,
@@ -64,12 +136,13 @@ def cat_file(
     assert stdin is not None and stdout is not None
     if pipe_size:
         _enlarge(stdout, pipe_size)
-    feeder = _Feeder(stdin, ids, start)
+    feeder = _Feeder(stdin, stream, start)
     index = start
     try:
-        for index in range(start, len(ids)):
-            yield ids[index], _answer(ids[index], stdout, max_size)
-        index = len(ids)
+        while index < stream.available(index):
+            object_id = stream[index]
+            yield object_id, _answer(object_id, stdout, max_size)
+            index += 1
         if stdout.read(1):
             raise _Broken("git cat-file wrote more than it was asked for")
         feeder.join()
@@ -79,6 +152,7 @@ def cat_file(
         reason = feeder.error or str(exc)
         raise ReaderDied(reason, index) from None
     finally:
+        feeder.stop()
         _stop(process)
         feeder.join()
 
@@ -105,9 +179,10 @@ def _answer(object_id: str, stdout: IO[bytes], max_size: int | None) -> Answer:
     if not header.endswith(b"\n"):
         raise _Broken("git cat-file stopped before answering (killed, or out of resources)")
     fields = header.split()
-    if len(fields) == 2 and fields[1] == b"missing" and fields[0] == object_id.encode():
+    asked = object_id.encode()
+    if len(fields) == 2 and fields[1] == b"missing" and fields[0] == asked:
         return None
-    if len(fields) != 3 or fields[0] != object_id.encode() or not fields[2].isdigit():
+    if len(fields) != 3 or fields[0] != asked or not fields[2].isdigit():
         raise _Broken("git cat-file answered with an unexpected header")
     size = int(fields[2])
     if fields[1] != b"blob" or (max_size is not None and size > max_size):
@@ -145,25 +220,38 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 class _Feeder:
-    """Writes the ids to cat-file from a thread, so that reading never waits on writing, then
-    closes its input so that it exits. What stops it is kept for the reader to report."""
+    """Writes the ids to cat-file from a thread, so that reading never waits on writing (nor
+    on ids still to come), then closes its input so that it exits. What stops it is kept for
+    the reader to report."""
 
-    def __init__(self, stdin: IO[bytes], ids: Sequence[str], start: int) -> None:
+    def __init__(self, stdin: IO[bytes], ids: IdStream, start: int) -> None:
         self.error: str | None = None
         self._stdin, self._ids, self._start = stdin, ids, start
+        self._stopped = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
-            for first in range(self._start, len(self._ids), 4096):
-                batch = self._ids[first : first + 4096]
+            sent = self._start
+            while not self._stopped and sent < (held := self._ids.available(sent, self._told)):
+                batch = self._ids.between(sent, min(held, sent + 4096))
                 self._stdin.write("".join(f"{i}\n" for i in batch).encode())
+                self._stdin.flush()
+                sent += len(batch)
             self._stdin.close()
         except BrokenPipeError:
             pass  # cat-file died: the reader sees it stop and says so
         except BaseException as exc:  # anything: handed to the reader, which reports it
             self.error = f"could not send object ids to git cat-file: {exc}"
+
+    def _told(self) -> bool:
+        return self._stopped
+
+    def stop(self) -> None:
+        """Wait for no more ids: the reader is done with this process."""
+        self._stopped = True
+        self._ids.wake()
 
     def join(self) -> None:
         self._thread.join()
@@ -196,40 +284,41 @@ class Unread:
 
 def read_all(
     repo: Repo,
-    ids: Sequence[str],
+    ids: Sequence[str] | IdStream,
     unread: Unread,
     max_size: int | None = None,
     pipe_size: int | None = None,
 ) -> Iterator[tuple[str, Answer]]:
     """Answer every id it can, in order, restarting a reader that dies; what could not be read
-    goes to `unread` and is not yielded.
+    goes to `unread` and is not yielded. A stream is read until it is closed.
 
     An id a reader died on is tried once more in a fresh reader (a killed process, a passing
     fault); if that dies on it too, it is unreadable (a corrupt object) and reading goes on
     after it. Readers that keep dying before answering anything stop the retries."""
+    stream = ids if isinstance(ids, IdStream) else IdStream(ids, closed=True)
     start, fruitless = 0, 0
     failed_once: set[str] = set()
-    while start < len(ids):
+    while start < stream.available(start):
         answered = 0
         try:
-            for answer in cat_file(repo, ids, start, max_size, pipe_size):
+            for answer in cat_file(repo, stream, start, max_size, pipe_size):
                 start += 1
                 answered += 1
                 yield answer
             return
         except ReaderDied as exc:
             start = exc.unread
-            if start >= len(ids):  # everything was answered, then git failed
+            if start >= stream.available(start):  # everything was answered, then git failed
                 unread.add(PROCESS, exc.reason)
                 return
             fruitless = 0 if answered else fruitless + 1
-            culprit = ids[start]
+            culprit = stream[start]
             if culprit in failed_once:
                 unread.add(culprit, exc.reason)
                 start += 1
             failed_once.add(culprit)
             if fruitless >= _MAX_FRUITLESS:
-                for object_id in ids[start:]:
+                for object_id in stream.rest(start):
                     unread.add(object_id, f"not read: {exc.reason}")
                 return
 

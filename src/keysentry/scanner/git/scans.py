@@ -129,6 +129,7 @@ def scan_history(
     else:
         found, stats, skipped = _scan_all_blobs(
             repo,
+            refs,
             suppression,
             all_objects=all_objects,
             max_blob_size=max_blob_size,
@@ -243,6 +244,7 @@ def _extend(
 
 def _scan_all_blobs(
     repo: Repo,
+    refs: list[tuple[str, str]],
     suppression: Suppression,
     *,
     all_objects: bool,
@@ -272,7 +274,7 @@ def _scan_all_blobs(
         found = []
         # With no key anywhere, every commit's replay state is empty: a later scan of added
         # commits starts from that.
-        tips = sorted({target for _, target in repo.refs()})
+        tips = sorted({target for _, target in refs})
         replay: dict[str, Any] = {
             "state": {t: {} for t in tips},
             "ever": {t: [] for t in tips},

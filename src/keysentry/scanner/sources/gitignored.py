@@ -19,8 +19,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from keysentry.scanner.findings import Blob, IncompleteBlob, findings_in
-from keysentry.scanner.git.run import GitError, run_git
-from keysentry.scanner.sources.files import FileEntry, FileSource
+from keysentry.scanner.sources.files import FileEntry, FileSource, may_be_in_work_tree
 
 # A file of keys is small; reading a large ignored build artefact only to count it is not
 # worth its time.
@@ -35,6 +34,10 @@ class Ignored(NamedTuple):
 
 def ignored_with_keys(directory: str, exclude: Sequence[str]) -> Ignored | None:
     """The gitignored files under `directory` that hold a key; None outside a work tree."""
+    if not may_be_in_work_tree(directory):
+        return None
+    from keysentry.scanner.git.run import GitError, run_git  # here: only a work tree needs git
+
     try:
         listing = run_git(
             directory,
