@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -183,16 +184,16 @@ def test_every_blob_listed_is_read_once_whichever_reader_takes_its_run(
     files = {f"f{i}.txt": rng.randbytes(20_000 + i).hex() for i in range(40)}
     gitrepo.commit("many", **files, **{"k.py": f"K = '{key}'\n"})
     monkeypatch.setattr(history, "_RUN_BYTES", 100_000)  # runs of a few blobs: many runs
-    monkeypatch.setattr(history.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
     started: list[int] = []
-    real_thread = history.threading.Thread
+    real_thread = threading.Thread
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         if kwargs.get("target") is history._scan_run:
             started.append(1)
         return real_thread(*args, **kwargs)
 
-    monkeypatch.setattr(history.threading, "Thread", counted)
+    monkeypatch.setattr(threading, "Thread", counted)
     repo = open_repo(str(gitrepo.path))
     scan = history.scan_blobs(repo, max_blob_size=1 << 20, cache=None, progress=False)
     listed = gitrepo("cat-file", "--batch-all-objects", "--batch-check=%(objecttype) %(objectsize)")
