@@ -21,12 +21,13 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from keygen import make_key
 from keysentry.scanner.detect import Detection, detect, search
-from keysentry.scanner.encodings import NEEDLES
+from keysentry.scanner.encodings import NEEDLES, Codec
 from keysentry.scanner.findings import Blob, findings_in
 from keysentry.scanner.keys import BASE64URL, FORMATS, MARKER
 
@@ -365,3 +366,38 @@ def test_a_truncated_key_in_unpadded_base64_is_not_completed_by_text_on_the_next
     encoded = base64.b64encode(b" " + truncated).rstrip(b"=")
     assert detect(b" " + encoded + b"\n 0\n") == []
     assert detect(b" " + encoded + b"\n") == []
+
+
+def test_base64_with_its_plus_percent_encoded_is_found_though_no_sk_is_visible() -> None:
+    """Found by Hypothesis: `MDAwMDA%2B...`, base64 of `00000>` and a key with its `+` written
+    `%2B` (a URL parameter). Nothing in the text reads `sk`, and the base64 run the hit is in
+    starts inside the escape: only the unescaped window, read as base64, has the key."""
+    key = make_key(FORMATS[0], 20, random.Random(1)).key.encode()
+    encoded = base64.b64encode(b"00000>" + key + b" tail").replace(b"+", b"%2B")
+    (match,) = detect(b" " + encoded.replace(b"=", b"%3D") + b" ")
+    assert match.key == key and match.encoding == (Codec.PERCENT, Codec.BASE64)
+
+
+def test_keys_in_base64_fields_at_every_alignment_are_each_found() -> None:
+    """Short base64 values in fields are read run by run from each run's start: values whose
+    starts fall at different offsets modulo 4, within one window, are all found."""
+    rng = random.Random(11)
+    keys = [make_key(FORMATS[2], 74, rng).key.encode() for _ in range(8)]
+    fields = [b'"f%d": "%s"' % (i, base64.b64encode(k)) for i, k in enumerate(keys)]
+    data = b"{" + b", ".join(b" " * i + field for i, field in enumerate(fields)) + b"}"
+    assert sorted(m.key for m in detect(data)) == sorted(keys)
+
+
+@pytest.mark.parametrize("width", [80, 81, 131])
+def test_unpadded_base64_keys_one_a_line_are_each_found_whatever_the_line_lengths(
+    width: int,
+) -> None:
+    """Lines read one value a line are filled to whole groups, so a line's value is read from
+    its start whatever the lengths of the lines before it (each key has text after it, to
+    make the lines `width` to `width + 3` characters long)."""
+    rng = random.Random(width)
+    keys = [make_key(FORMATS[i % 2], 20, rng).key.encode() for i in range(12)]
+    lines = [
+        base64.b64encode(key + b" " + b"x" * 80)[: width + i % 4] for i, key in enumerate(keys)
+    ]
+    assert {m.key for m in detect(b"\n".join(lines) + b"\n")} == set(keys)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
-import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
@@ -108,7 +107,6 @@ _KIND_COUNT = len(Kind)
 _FIRST_KIND_CHUNK = 256
 _LAST_KIND_CHUNK = 4096
 
-_RUN = re.compile(rb"[A-Za-z0-9_-]*")
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _DASH = ord("-")
 _AND_3 = (3).__and__
@@ -211,6 +209,12 @@ class _Runs:
                 self._flags = self._data.translate(self._runs.table)
             self._start, self._end = self._run_from(self._flags, pos)
         return self._start, self._end
+
+    def start_of(self, lo: int, pos: int) -> int:
+        """Where the run that holds the character before `pos` starts, or `lo` if it starts
+        before `lo`."""
+        found = self._flags.rfind(b"\0", lo, pos)
+        return lo if found < 0 else found + 1
 
     def last_outside(self, lo: int, hi: int) -> int:
         """The last position in [lo, hi) that is not of the class, or -1."""
@@ -427,10 +431,38 @@ class _Pass:
         while marker >= 0:
             before = 2 * marker + len(MARKER) - end - 1  # where the prefix's last `-` must be
             if before >= 0 and data[before] == _DASH:
-                match = _key_at(data, marker)
+                match = self._key_ending_at(marker, end)
                 if match is not None:
                     self.found.setdefault((match.start, match.key), match)
             marker = data.find(MARKER, marker + 1, last)
+
+    def _key_ending_at(self, marker: int, end: int) -> Match | None:
+        """The key whose marker is at `marker` and that ends where its run does (`end`), read
+        off by its anatomy, or None."""
+        buf = self.data
+        after = marker + len(MARKER)
+        half = end - after
+        if not MIN_HALF <= half <= MAX_HALF:
+            return None  # too short, or glued into a longer run
+        # The left run holds the prefix and the first half, maybe behind an escape (`\n`, `%3D`).
+        lo = max(0, marker - half - MAX_PREFIX - 6)
+        run_start = self.key_runs.start_of(lo, marker)
+        if run_start == lo and lo > 0 and buf[lo - 1] in BASE64URL:
+            return None  # the run goes on: the key is glued inside a longer token
+        first_half_at = marker - half
+        if first_half_at < run_start:
+            return None
+        region = buf[run_start:first_half_at]
+        first, second = buf[first_half_at:marker], buf[after:end]
+        at = region.find(b"sk-")
+        while at >= 0:
+            if _is_escape_residue(buf, run_start, region[:at]):
+                classified = classify(region[at:], first, second)
+                if classified is not None:
+                    key_start = run_start + at
+                    return Match(key_start, end, buf[key_start:end], classified)
+            at = region.find(b"sk-", at + 1)
+        return None
 
     def _base64(self, hit: int, phase: int) -> int:
         covered = self._escapes_near(Kind.BASE64, hit)
@@ -691,37 +723,6 @@ def _chunks(
             if end == hi:
                 break
             start += step
-
-
-def _key_at(buf: bytes, marker: int) -> Match | None:
-    """The key whose marker is at `buf[marker]`, read off by its anatomy, or None."""
-    after = marker + len(MARKER)
-    right = _RUN.match(buf, after, after + MAX_HALF + 1)
-    assert right is not None
-    half = right.end() - after
-    if not MIN_HALF <= half <= MAX_HALF:
-        return None  # too short, or glued into a longer run
-    # The left run holds the prefix and the first half, maybe behind an escape (`\n`, `%3D`).
-    lo = max(0, marker - half - MAX_PREFIX - 6)
-    left = _RUN.match(buf[lo:marker][::-1])
-    assert left is not None
-    run_start = marker - left.end()
-    if run_start == lo and lo > 0 and buf[lo - 1] in BASE64URL:
-        return None  # the run goes on: the key is glued inside a longer token
-    first_half_at = marker - half
-    if first_half_at < run_start:
-        return None
-    region = buf[run_start:first_half_at]
-    first, second = buf[first_half_at:marker], buf[after : right.end()]
-    at = region.find(b"sk-")
-    while at >= 0:
-        if _is_escape_residue(buf, run_start, region[:at]):
-            classified = classify(region[at:], first, second)
-            if classified is not None:
-                key_start = run_start + at
-                return Match(key_start, right.end(), buf[key_start : right.end()], classified)
-        at = region.find(b"sk-", at + 1)
-    return None
 
 
 def _is_escape_residue(buf: bytes, run_start: int, residue: bytes) -> bool:

@@ -380,16 +380,23 @@ def _token_table() -> dict[bytes, bytes]:
 
 _TOKENS = _token_table()
 
-# A key cannot be in an escaped window without its `sk` (plain, as serialisers leave letters,
-# or wholly escaped); windows without one are not decoded. One pass looks for every escaped form.
+# An escaped window can hold a key that the plain search did not find only if it holds the
+# key's `sk` (plain, as serialisers leave letters, or escaped) and an escape of a key character
+# (`-` as `\\u002d`, or every character); windows without both are not decoded.
 _ESCAPED_SK = ahocorasick_rs.BytesAhoCorasick(
     [b"%73%6", b"\\x73\\x6", b"\\u0073\\u006", b"&#115;&#107;", b"&#x73;&#x6", b"&#X73;&#X6"],
     matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST,
 )
+_KEY_CHAR_HEX = rb"(?:2[dD]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF])"
+_KEY_CHAR_ESCAPE = re.compile(
+    rb"(?:%|\\x|\\u00)" + _KEY_CHAR_HEX + rb"|&#[xX]" + _KEY_CHAR_HEX + rb";"
+    rb"|&#0?(?:45|4[89]|5[0-7]|6[5-9]|[78][0-9]|9[05]|9[7-9]|1[01][0-9]|12[0-2]);"
+)
 
 
 def could_hold_escaped_key(window: bytes) -> bool:
-    return b"sk" in window or bool(_ESCAPED_SK.find_matches_as_indexes(window))
+    has_sk = b"sk" in window or bool(_ESCAPED_SK.find_matches_as_indexes(window))
+    return has_sk and _KEY_CHAR_ESCAPE.search(window) is not None
 
 
 def _escaped_punctuation() -> list[bytes]:
