@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import itertools
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,18 @@ def repeated(unit: bytes, size: int) -> bytes:
 
 def wrapped(data: bytes, width: int) -> bytes:
     return b"\n".join(data[i : i + width] for i in range(0, len(data), width))
+
+
+def lines_of(data: bytes, widths: tuple[int, ...]) -> bytes:
+    """`data` on lines of each width in turn."""
+    lines: list[bytes] = []
+    at = 0
+    for width in itertools.cycle(widths):
+        if at >= len(data):
+            return b"\n".join(lines)
+        lines.append(data[at : at + width])
+        at += width
+    raise AssertionError  # the cycle never ends
 
 
 def cases(size: int) -> dict[str, Callable[[], bytes]]:
@@ -71,6 +84,9 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
         ),
         "base64 of base64 of markers, wrapped at 80": lambda: wrapped(
             b64(b64(repeated(M, size * 9 // 16))), 80
+        ),
+        "base64 of markers, lines of 76 to 79": lambda: lines_of(
+            b64(repeated(M, size * 3 // 4)), (76, 77, 78, 79)
         ),
         "base64 marker, one per short field": lambda: repeated(b'"' + b64(M * 6) + b'",', size),
         "near-miss keys, one a line": lambda: repeated(NEAR_MISS + b"\n", size),

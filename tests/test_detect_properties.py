@@ -401,3 +401,20 @@ def test_unpadded_base64_keys_one_a_line_are_each_found_whatever_the_line_length
         base64.b64encode(key + b" " + b"x" * 80)[: width + i % 4] for i, key in enumerate(keys)
     ]
     assert {m.key for m in detect(b"\n".join(lines) + b"\n")} == set(keys)
+
+
+@pytest.mark.parametrize("between", [b"\n", b"\n\n", b"\r\n"])
+def test_two_wrapped_base64_blocks_one_after_the_other_each_have_their_key_found(
+    between: bytes,
+) -> None:
+    """A second wrapped value starts on the line after the first one's shorter last line (or
+    a blank line): its groups start there, whatever the first hit in the window said."""
+    rng = random.Random(len(between))
+    for _ in range(40):
+        keys = [make_key(FORMATS[2], 74, rng).key.encode() for _ in range(2)]
+        blocks = []
+        for key in keys:
+            value = base64.b64encode(b"x" * rng.randrange(30) + b":" + key + b" end").rstrip(b"=")
+            blocks.append(b"\n".join(value[i : i + 76] for i in range(0, len(value), 76)))
+        data = b"data:\n" + between.join(blocks) + b"\n"
+        assert {m.key for m in detect(data)} == set(keys)

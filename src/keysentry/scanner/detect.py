@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
@@ -565,13 +566,14 @@ class _Pass:
         self, lo: int, hi: int, edges: tuple[bool, bool], groups: int, index: _CharIndex
     ) -> Iterator[Decoded]:
         """A window of wrapped base64 read joined, as one value over its lines, with groups
-        where its hits said (and from the run's start when the window starts there); and,
-        where a line is long enough to hold a key alone, line by line: every line from its
-        own start (one value a line), and from where the hits said when a value can start
-        inside a line (after a `/` or `+`)."""
+        where its hits said, from the run's start when the window starts there, and from each
+        line that starts a new block (see _block_starts); and, where a line is long enough to
+        hold a key alone, line by line: every line from its own start (one value a line), and
+        from where the hits said when a value can start inside a line (after a `/` or `+`)."""
         data, lo_index = self.data, index.at(lo)
         cut = edges[0]
-        joined = groups | (0 if cut else 1 << lo_index % 4)
+        starts = _block_starts(data[lo:hi], lo_index, cut)
+        joined = groups | (0 if cut else 1 << lo_index % 4) | starts
         yield from base64_views(data, lo, hi, True, joined, lo_index)
         if not self.base64_runs.holds_long_run(lo, hi):
             return
@@ -689,6 +691,38 @@ def _utf16_text(data: bytes) -> list[Decoded]:
     else:
         return []
     return [v for v in utf16_views(data, 0, len(data)) if v.codec is codec]
+
+
+def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
+    """The alignments (bits, by character index) of the lines of a window of wrapped base64
+    that can start a value of their own: a block's lines are all as long as its first, so a
+    line after one whose length differs from the line before it (a block's shorter last line,
+    a blank line) starts the next block. `cut`: the window starts inside a line, whose length
+    then says nothing. Lines of one length (the usual wrapping) are recognised in one strided
+    pass; others are listed."""
+    first_break = window.find(b"\n")
+    if first_break < 0:
+        return 0
+    second_break = window.find(b"\n", first_break + 1)
+    width = second_break - first_break  # a line and its break
+    if second_break > 0 and b"\r" not in window:
+        breaks = window[first_break : window.rfind(b"\n") + 1 : width]
+        if breaks.count(b"\n") == len(breaks) == window.count(b"\n"):
+            line = lo_index + first_break  # where the second line starts
+            starts = 0 if cut else _BIT[line & 3]
+            return starts | (_BIT[(line + width - 1) & 3] if first_break != width - 1 else 0)
+    lengths = list(map(len, lines_of(window, 0, len(window)).values))
+    line_starts = list(itertools.accumulate(lengths, initial=lo_index))
+    first = 2 if cut else 1
+    changed = itertools.chain(
+        [True] if first == 1 and len(lengths) > 1 else [],
+        map(operator.ne, lengths[1:-1], lengths[:-2]),
+    )
+    new_blocks = itertools.compress(line_starts[first:], changed)
+    return functools.reduce(operator.or_, map(_BIT.__getitem__, map(_AND_3, new_blocks)), 0)
+
+
+_BIT = (1, 2, 4, 8)
 
 
 class _Window(NamedTuple):
