@@ -695,11 +695,11 @@ def _utf16_text(data: bytes) -> list[Decoded]:
 
 def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
     """The alignments (bits, by character index) of the lines of a window of wrapped base64
-    that can start a value of their own: a block's lines are all as long as its first, so a
-    line after one whose length differs from the line before it (a block's shorter last line,
-    a blank line) starts the next block. `cut`: the window starts inside a line, whose length
-    then says nothing. Lines of one length (the usual wrapping) are recognised in one strided
-    pass; others are listed."""
+    that can start a value of their own: a block's lines are all as long as its first but the
+    last, which is shorter, so a line that follows a block's last line (or a blank one) and is
+    no shorter than the line after it starts the next block. `cut`: the window starts inside a line, whose
+    length then says nothing. Lines of one length (the usual wrapping) are recognised in one
+    strided pass; others are listed."""
     first_break = window.find(b"\n")
     if first_break < 0:
         return 0
@@ -714,11 +714,18 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
     lengths = list(map(len, lines_of(window, 0, len(window)).values))
     line_starts = list(itertools.accumulate(lengths, initial=lo_index))
     first = 2 if cut else 1
-    changed = itertools.chain(
-        [True] if first == 1 and len(lengths) > 1 else [],
-        map(operator.ne, lengths[1:-1], lengths[:-2]),
+    # Line k (from 2 on) follows a block's last line (shorter than the one before it) or a
+    # blank one, and is no shorter than the line after it (a block's first line is full).
+    after_an_end = map(
+        operator.or_,
+        map(operator.lt, lengths[1:-1], lengths[:-2]),
+        map(operator.not_, lengths[1:-1]),
     )
-    new_blocks = itertools.compress(line_starts[first:], changed)
+    full = map(operator.ge, lengths[2:], [*lengths[3:], 0])
+    starts_block = itertools.chain(
+        [True] if first == 1 and len(lengths) > 1 else [], map(operator.and_, after_an_end, full)
+    )
+    new_blocks = itertools.compress(line_starts[first:], starts_block)
     return functools.reduce(operator.or_, map(_BIT.__getitem__, map(_AND_3, new_blocks)), 0)
 
 
