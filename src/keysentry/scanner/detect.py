@@ -214,7 +214,7 @@ class _Runs:
     def start_of(self, lo: int, pos: int) -> int:
         """Where the run that holds the character before `pos` starts, or `lo` if it starts
         before `lo`."""
-        found = self._flags.rfind(b"\0", lo, pos)
+        found = self.last_outside(lo, pos)
         return lo if found < 0 else found + 1
 
     def last_outside(self, lo: int, hi: int) -> int:
@@ -697,9 +697,9 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
     """The alignments (bits, by character index) of the lines of a window of wrapped base64
     that can start a value of their own: a block's lines are all as long as its first but the
     last, which is shorter, so a line that follows a block's last line (or a blank one) and is
-    no shorter than the line after it starts the next block. `cut`: the window starts inside a line, whose
-    length then says nothing. Lines of one length (the usual wrapping) are recognised in one
-    strided pass; others are listed."""
+    no shorter than the line after it starts the next block. `cut`: the window starts inside
+    a line, whose length then says nothing. Lines of one length (the usual wrapping) are
+    recognised in one strided pass; others are listed."""
     first_break = window.find(b"\n")
     if first_break < 0:
         return 0

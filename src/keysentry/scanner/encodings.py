@@ -237,10 +237,10 @@ def runs_of(buf: bytes, lo: int, hi: int) -> Pieces:
 
 
 def _line_end(length: int) -> bytes:
-    """What follows a line of `length` characters in `base64_lines`: `A`s (zero bits) to a
+    """What follows a piece of `length` characters in `base64_pieces`: `A`s (zero bits) to a
     whole group, then groups of `/`, which decode to 0xFF bytes that end any key, as many as
-    make the line's bytes a multiple of four, so that what the next line holds starts at the
-    same alignment in the decoded bytes as the line before it, whatever the lengths."""
+    make the piece's bytes a multiple of four, so that what the next piece holds starts at the
+    same alignment in the decoded bytes as the piece before it, whatever the lengths."""
     filled = length + -length % 4
     groups = -(filled // 4) % 4 or 4
     return b"A" * (filled - length) + _SEPARATOR * groups
@@ -407,7 +407,7 @@ def _escaped_punctuation() -> list[bytes]:
         for variant in _case_variants(digits):
             forms += [f"%{variant}".encode(), f"\\x{variant}".encode(), f"\\u00{variant}".encode()]
             forms += [f"&#x{variant};".encode(), f"&#X{variant};".encode()]
-        forms.append(f"&#{char};".encode())
+        forms += [f"&#{char};".encode(), f"&#0{char};".encode()]
     return forms
 
 
