@@ -103,3 +103,27 @@ def test_fingerprints_depend_on_the_key_only(rng: random.Random) -> None:
     assert a.fingerprint == b.fingerprint == fingerprint(key)
     assert fingerprint(key) != fingerprint(key_of(KeyKind.PROJECT, rng).key)
     assert key not in a.fingerprint
+
+
+def test_a_fingerprint_is_hmac_sha256_under_the_fixed_key_as_every_baseline_holds_it(
+    rng: random.Random,
+) -> None:
+    import hashlib
+    import hmac
+    import subprocess
+    import sys
+
+    from keysentry.scanner.findings import _FINGERPRINT_KEY
+
+    for kind in KeyKind:
+        for _ in range(20):
+            key = key_of(kind, rng).key
+            expected = hmac.new(_FINGERPRINT_KEY, key.encode(), hashlib.sha256).hexdigest()
+            assert fingerprint(key) == expected[:32]
+    assert fingerprint("") == hmac.new(_FINGERPRINT_KEY, b"", hashlib.sha256).hexdigest()[:32]
+    probe = (
+        "import sys; from keysentry.scanner.findings import fingerprint; fingerprint('x'); "
+        "print(sorted({'hashlib', 'hmac', '_hashlib'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert done.stdout.strip() == "[]"  # no OpenSSL loaded for it
