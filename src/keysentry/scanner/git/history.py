@@ -14,6 +14,7 @@ their findings unless `--all-objects` was asked.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 
 from keysentry.scanner.findings import Blob, IncompleteBlob, findings_in
 from keysentry.scanner.git.cache import CleanBlobCache
-from keysentry.scanner.git.reader import IdStream, Unread, read_all
+from keysentry.scanner.git.reader import IdStream, Unread, enlarge_pipe, read_all
 from keysentry.scanner.git.repo import LFS_POINTER, Repo
 from keysentry.scanner.git.run import GitError, finish, popen_git
 from keysentry.scanner.pipeline import detect_in
@@ -118,9 +119,14 @@ def _listed_blobs(repo: Repo, corrupt: list[str]) -> Iterator[tuple[str, int]]:
         "--batch-all-objects",
         "--unordered",
         "--batch-check=%(objecttype) %(objectname) %(objectsize)",
+        bufsize=_PIPE_SIZE,
     )
     assert process.stdout is not None
     try:
+        enlarge_pipe(process.stdout, _PIPE_SIZE)
+        # Loaded here, while git lists into a pipe large enough to hold much of the list:
+        # otherwise the first reader loads it while the others wait for it and git for them.
+        importlib.import_module("keysentry.scanner.detect")
         for line in process.stdout:
             fields = line.split()
             if len(fields) == 3 and fields[2].isdigit():

@@ -135,7 +135,7 @@ def cat_file(
     stdin, stdout = process.stdin, process.stdout
     assert stdin is not None and stdout is not None
     if pipe_size:
-        _enlarge(stdout, pipe_size)
+        enlarge_pipe(stdout, pipe_size)
     feeder = _Feeder(stdin, stream, start)
     index = start
     try:
@@ -157,7 +157,7 @@ def cat_file(
         feeder.join()
 
 
-def _enlarge(pipe: IO[bytes], size: int) -> None:
+def enlarge_pipe(pipe: IO[bytes], size: int) -> None:
     """Ask Linux for a larger pipe; elsewhere, or over the system's limit, keep it as it is
     (only speed depends on it)."""
     try:
