@@ -418,3 +418,31 @@ def test_two_wrapped_base64_blocks_one_after_the_other_each_have_their_key_found
             blocks.append(b"\n".join(value[i : i + 76] for i in range(0, len(value), 76)))
         data = b"data:\n" + between.join(blocks) + b"\n"
         assert {m.key for m in detect(data)} == set(keys)
+
+
+@pytest.mark.parametrize("text_before", [0, 20_000])
+@pytest.mark.parametrize("text_after", [0, 20_000, 70_000])
+def test_a_short_base64_value_is_found_whatever_text_surrounds_it(
+    text_before: int, text_after: int
+) -> None:
+    """A value on a short line is read with the runs around its hit; the view of those runs
+    is shorter than the window, and only a run that reaches the window's cut end may be cut."""
+    rng = random.Random(text_before + text_after)
+    key = make_key(FORMATS[4], 58, rng).key.encode()
+    prose = b"lorem ipsum dolor.\n"
+    data = prose * (text_before // len(prose)) + b"a: " + base64.b64encode(key) + b"\n"
+    data += prose * (text_after // len(prose))
+    (match,) = detect(data)
+    assert match.key == key and match.start == text_before // len(prose) * len(prose) + 3
+
+
+def test_a_single_line_value_then_a_wrapped_one_within_the_look_ahead_are_both_found() -> None:
+    """Found in review: the first value's stretch must not cover the wrapped value after it,
+    whose lines are read joined by a window of its own."""
+    rng = random.Random(17)
+    first, second = (make_key(FORMATS[i], 58, rng).key.encode() for i in (4, 2))
+    wrapped = base64.b64encode(second)
+    lines = b"\n".join(wrapped[i : i + 76] for i in range(0, len(wrapped), 76))
+    for between in (b"\nb: ", b"\n\n", b"\n" + b"lorem ipsum.\n" * 600):
+        data = b"a: " + base64.b64encode(first) + between + lines + b"\n"
+        assert {m.key for m in detect(data)} == {first, second}

@@ -41,8 +41,7 @@ from keysentry.scanner.encodings import (
     could_hold_escaped_base64,
     could_hold_escaped_key,
     hex_views,
-    lines_of,
-    runs_of,
+    long_runs,
     unescaped,
     utf16_views,
 )
@@ -122,13 +121,19 @@ class _RunClass(NamedTuple):
 
     table: bytes  # bytes.translate table: 1 for a character of the class, 0 otherwise
     least: int  # the shortest run that can hold a key
+    long: bytes  # that many 1s: what `bytes.find` looks for in the translated buffer
 
 
 def _run_class(characters: bytes, least: int) -> _RunClass:
-    return _RunClass(bytes(int(c in characters) for c in range(256)), least)
+    return _RunClass(bytes(int(c in characters) for c in range(256)), least, b"\1" * least)
 
 
 _ALPHANUMERIC = bytes(sorted(BASE64URL - frozenset(b"-_")))
+_BASE64_CHARS = frozenset(_ALPHANUMERIC + b"+/_-")
+# Base64 characters as `a`, line breaks as themselves, anything else as a space.
+_SHAPE = bytes(
+    ord("a") if c in _BASE64_CHARS else c if c in b"\r\n" else ord(" ") for c in range(256)
+)
 _KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_RUN)
 # N base64 characters carry 6N bits: the shortest key's 8 * MIN_KEY_RUN need this many.
 _BASE64_KEY_RUN = -(-8 * MIN_KEY_RUN // 6)
@@ -226,7 +231,7 @@ class _Runs:
     def holds_long_run(self, lo: int, hi: int) -> bool:
         if not self._flags:
             self._flags = self._data.translate(self._runs.table)
-        return self._flags.find(b"\1" * self._runs.least, lo, hi) >= 0
+        return self._flags.find(self._runs.long, lo, hi) >= 0
 
     def _run_from(self, flags: bytes, pos: int) -> tuple[int, int]:
         if pos >= len(flags):
@@ -238,7 +243,7 @@ class _Runs:
             end = len(flags) if end < 0 else end
             if end - start >= self._runs.least:
                 return start, end
-        start = flags.find(b"\1" * self._runs.least, end)
+        start = flags.find(self._runs.long, end)
         if start < 0:
             return _INF, _INF
         end = flags.find(b"\0", start)
@@ -321,6 +326,7 @@ class _Pass:
         self.decoding = depth < MAX_DEPTH
         self._next_sk = -_INF
         self.hit_index = _CharIndex(data)
+        self._shape = b""  # see _stretch_covers
         self.handlers: dict[Kind, Callable[[int, int], int]] = {
             Kind.PLAIN: self._plain,
             Kind.BASE64: self._base64,
@@ -483,8 +489,21 @@ class _Pass:
             # run, the stretch around the hit is read as a whole (see _stretch_views).
             lo, hi = max(0, hit - _REACH_BASE64), hit + _REACH_BASE64 + _LOOKAHEAD
             self.windows["stretch"].append(_Window(lo, hi, lo == 0, hi >= len(self.data), groups))
-            return min(covered, hit + _LOOKAHEAD)
+            return min(covered, self._stretch_covers(hit))
         return min(covered, self._window_in_run("base64", hit, line, _REACH_BASE64, groups))
+
+    def _stretch_covers(self, hit: int) -> int:
+        """Up to where a stretch at `hit` reads base64 hits' values: its look-ahead, but not
+        into base64 that goes on over a line break, which is read joined by windows of its
+        own (so its hits must be handled)."""
+        end = hit + _LOOKAHEAD
+        if not self._shape:
+            self._shape = self.data.translate(_SHAPE)
+        over = [self._shape.find(lines, hit, end) for lines in (b"a\na", b"a\r\na", b"a\ra")]
+        found = min((at for at in over if at >= 0), default=-1)
+        if found < 0:
+            return end
+        return max(hit + 1, self.wrapped_runs.last_outside(hit, found) + 1)
 
     def _hex(self, hit: int, _: int) -> int:
         return self._window_in_run("hex", hit, self.hex_runs.around(hit), _REACH_HEX)
@@ -541,12 +560,10 @@ class _Pass:
                 decoded = base64_views(data, lo, hi, False, groups, lo)
                 views += [_View(v, hi - lo, edges) for v in decoded]
         for lo, hi, edges, groups in _chunks(self.windows["stretch"], _REACH_BASE64, size):
-            views += [_View(v, hi - lo, edges) for v in self._stretch_views(lo, hi, edges, groups)]
+            views += self._stretch_views(lo, hi, edges, groups)
         index = _CharIndex(data)
         for lo, hi, edges, groups in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
-            views += [
-                _View(v, hi - lo, edges) for v in self._wrapped_views(lo, hi, edges, groups, index)
-            ]
+            views += self._wrapped_views(lo, hi, edges, groups, index)
         for lo, hi, edges, _ in _chunks(self.windows["hex"], _REACH_HEX, size):
             views += [_View(v, hi - lo, edges) for v in hex_views(data, lo, hi)]
         for lo, hi, edges, _ in _chunks(self.windows["utf16"], _REACH_UTF16, size):
@@ -564,7 +581,7 @@ class _Pass:
 
     def _wrapped_views(
         self, lo: int, hi: int, edges: tuple[bool, bool], groups: int, index: _CharIndex
-    ) -> Iterator[Decoded]:
+    ) -> Iterator[_View]:
         """A window of wrapped base64 read joined, as one value over its lines, with groups
         where its hits said, from the run's start when the window starts there, and from each
         line that starts a new block (see _block_starts); and, where a line is long enough to
@@ -574,24 +591,44 @@ class _Pass:
         cut = edges[0]
         starts = _block_starts(data[lo:hi], lo_index, cut)
         joined = groups | (0 if cut else 1 << lo_index % 4) | starts
-        yield from base64_views(data, lo, hi, True, joined, lo_index)
+        size = hi - lo
+        yield from (
+            _View(v, size, edges) for v in base64_views(data, lo, hi, True, joined, lo_index)
+        )
         if not self.base64_runs.holds_long_run(lo, hi):
             return
         lead = 0
         if cut:  # the first line starts before the window: after a line break or the run's start
             before = self.base64_runs.last_outside(max(0, lo - 2 * _REACH_WRAPPED), lo)
             if before < 0:  # too far back to look: read it from every alignment
-                yield from base64_views(data, lo, hi, False, 0b1111, lo_index)
+                every = base64_views(data, lo, hi, False, 0b1111, lo_index)
+                yield from (_View(v, size, edges) for v in every)
                 return
             lead = lo - before - 1
-        yield base64_pieces(lines_of(data, lo, hi), lead)
+        yield from self._pieces_view(lo, hi, lead, edges)
         window = data[lo:hi]
         if b"/" in window or b"+" in window:
-            yield from base64_views(data, lo, hi, False, groups, lo_index)
+            hits_said = base64_views(data, lo, hi, False, groups, lo_index)
+            yield from (_View(v, size, edges) for v in hits_said)
+
+    def _pieces_view(
+        self, lo: int, hi: int, lead: int, edges: tuple[bool, bool]
+    ) -> Iterator[_View]:
+        """The runs of base64 in `data[lo:hi]` that can hold a key, each read from its own
+        start (`base64_pieces`). `lead`: how many characters of the run `lo` is in come before
+        it (0: that run is not read here). The view's ends are cut only where its first run
+        starts at the window's cut start, or its last ends at the cut end."""
+        if not self.base64_runs.holds_long_run(max(0, lo - lead), hi):
+            return
+        pieces = long_runs(self.data, lo, hi, lead, _BASE64_KEY_RUN)
+        if pieces.values:
+            at_lo, at_hi = pieces.at_ends
+            cut = (edges[0] and at_lo, edges[1] and at_hi)
+            yield _View(base64_pieces(pieces), hi - lo, cut)
 
     def _stretch_views(
         self, lo: int, hi: int, edges: tuple[bool, bool], groups: int
-    ) -> Iterator[Decoded]:
+    ) -> Iterator[_View]:
         """A stretch around short runs of base64 (see _base64): every run read from its own
         start (values in fields, one a line); and, when a value can start inside a run (after
         a `/` or `+`), the stretch from where the hits said, whatever is not base64 read as
@@ -603,10 +640,12 @@ class _Pass:
             # windows read it (see _base64).
             before = self.base64_runs.last_outside(max(0, lo - _LOOKAHEAD), lo)
             lead = lo - before - 1 if before >= 0 else 0
-        yield base64_pieces(runs_of(data, lo, hi), lead)
+        yield from self._pieces_view(lo, hi, lead, edges)
         window = data[lo:hi]
         if b"/" in window or b"+" in window:
-            yield from base64_views(data, lo, hi, False, groups, lo, stretch=True)
+            starts = groups | _after_slash_or_plus(window, lo)
+            stretched = base64_views(data, lo, hi, False, starts, lo, stretch=True)
+            yield from (_View(v, hi - lo, edges) for v in stretched)
 
     def _search_views(self, views: list[_View]) -> None:
         """Searches the decoded views, many small ones in one pass: they are joined with a
@@ -696,10 +735,10 @@ def _utf16_text(data: bytes) -> list[Decoded]:
 def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
     """The alignments (bits, by character index) of the lines of a window of wrapped base64
     that can start a value of their own: a block's lines are all as long as its first but the
-    last, which is shorter, so a line that follows a block's last line (or a blank one) and is
-    no shorter than the line after it starts the next block. `cut`: the window starts inside
-    a line, whose length then says nothing. Lines of one length (the usual wrapping) are
-    recognised in one strided pass; others are listed."""
+    last, so a line that follows one whose length differs from the line before it (or a blank
+    one) and is no shorter than the line after it starts the next block. `cut`: the window
+    starts inside a line, whose length then says nothing. Lines of one length (the usual
+    wrapping) are recognised in one strided pass; others are listed."""
     first_break = window.find(b"\n")
     if first_break < 0:
         return 0
@@ -711,14 +750,17 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
             line = lo_index + first_break  # where the second line starts
             starts = 0 if cut else _BIT[line & 3]
             return starts | (_BIT[(line + width - 1) & 3] if first_break != width - 1 else 0)
-    lengths = list(map(len, lines_of(window, 0, len(window)).values))
+    if b"\r" in window:
+        window = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    lengths = list(map(len, window.split(b"\n")))
     line_starts = list(itertools.accumulate(lengths, initial=lo_index))
     first = 2 if cut else 1
-    # Line k (from 2 on) follows a block's last line (shorter than the one before it) or a
-    # blank one, and is no shorter than the line after it (a block's first line is full).
+    # Line k (from 2 on) follows a line whose length differs from the one before it (a
+    # block's last line, a header) or a blank one, and is no shorter than the line after it
+    # (a block's first line is full).
     after_an_end = map(
         operator.or_,
-        map(operator.lt, lengths[1:-1], lengths[:-2]),
+        map(operator.ne, lengths[1:-1], lengths[:-2]),
         map(operator.not_, lengths[1:-1]),
     )
     full = map(operator.ge, lengths[2:], [*lengths[3:], 0])
@@ -730,6 +772,14 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
 
 
 _BIT = (1, 2, 4, 8)
+_SLASH_OR_PLUS = bytes(int(c in b"/+") for c in range(256))
+
+
+def _after_slash_or_plus(window: bytes, lo: int) -> int:
+    """The alignments (bits, by position) of the characters after each `/` or `+` in the
+    window at `lo`, where a value can start inside a run: four strided passes."""
+    marks = window.translate(_SLASH_OR_PLUS)
+    return sum(1 << (lo + first + 1) % 4 for first in range(4) if b"\1" in marks[first::4])
 
 
 class _Window(NamedTuple):

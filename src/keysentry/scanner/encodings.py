@@ -202,38 +202,41 @@ def _base64_locator(
 
 
 _LINE_BREAKS = re.compile(rb"\r\n|\n|\r")
-_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]+")
+
+
 _NOT_BASE64_TO_NUL = bytes(c if c in _BASE64_ALPHABET or c in b"-_" else 0 for c in range(256))
 
 
 class Pieces(NamedTuple):
-    """Values of a window to read one by one (`base64_pieces`), and where each starts in the
-    buffer (found only when a match needs locating)."""
+    """Values of a window to read one by one (`base64_pieces`): each, where each starts in the
+    buffer (listed only when a match needs locating), how many characters of the first are
+    before the window (`lead`), and whether the first starts at the window's start and the
+    last ends at its end (only those can be cut)."""
 
     values: list[bytes]
     starts: Callable[[], list[int]]
+    lead: int
+    at_ends: tuple[bool, bool]
 
 
-def lines_of(buf: bytes, lo: int, hi: int) -> Pieces:
-    """The lines of a window of wrapped base64, whatever breaks them (LF, CRLF, CR)."""
-    window = buf[lo:hi]
-    if b"\r" in window:
-        window = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+def long_runs(buf: bytes, lo: int, hi: int, lead: int, least: int) -> Pieces:
+    """The runs of base64 characters in `buf[lo:hi]` long enough (`least`) to hold a key:
+    values in fields or one a line, lines of wrapped base64. `lead`: how many characters of
+    the run `lo` is in come before it (0 when `lo` starts a run, or when that run is not to be
+    read here). Bulk operations only (split, compress), however many runs there are."""
+    runs = buf[lo:hi].translate(_NOT_BASE64_TO_NUL).split(b"\0")
+    keep = list(map(least.__le__, map(len, runs)))
+    if lo > 0 and runs[0] and _NOT_BASE64_TO_NUL[buf[lo - 1]]:  # a run from before `lo`
+        keep[0] = lead > 0 and lead + len(runs[0]) >= least
+    if not keep[0]:
+        lead = 0
 
     def starts() -> list[int]:
-        return [lo] + [found.end() for found in _LINE_BREAKS.finditer(buf, lo, hi)]
+        every = itertools.accumulate(map((1).__add__, map(len, runs)), initial=lo)
+        return list(itertools.compress(every, keep))
 
-    return Pieces(window.split(b"\n"), starts)
-
-
-def runs_of(buf: bytes, lo: int, hi: int) -> Pieces:
-    """The runs of base64 characters of a window (values in fields, one a line)."""
-
-    def starts() -> list[int]:
-        return [found.start() for found in _BASE64_RUN.finditer(buf, lo, hi)]
-
-    values = buf[lo:hi].translate(_NOT_BASE64_TO_NUL).split(b"\0")
-    return Pieces([value for value in values if value], starts)
+    values = list(itertools.compress(runs, keep))
+    return Pieces(values, starts, lead, (keep[0], keep[-1]))
 
 
 def _line_end(length: int) -> bytes:
@@ -249,15 +252,14 @@ def _line_end(length: int) -> bytes:
 _LINE_ENDS = tuple(_line_end(length) for length in range(16))
 
 
-def base64_pieces(pieces: Pieces, lead: int) -> Decoded:
+def base64_pieces(pieces: Pieces) -> Decoded:
     """Each of `pieces` read as a base64 value of its own, with its groups from where it
-    starts, whatever the lengths of the pieces before it: each is filled to whole groups.
-    `lead`: how many characters of the first piece are before the window. One decode for
-    every piece, where reading them in place needs one per alignment of their starts; and
-    each piece's bytes start at a multiple of four, so that base64 inside (a value encoded
-    twice) is in turn read at one alignment."""
+    starts, whatever the lengths of the pieces before it: each is filled to whole groups. One
+    decode for every piece, where reading them in place needs one per alignment of their
+    starts; and each piece's bytes start at a multiple of four, so that base64 inside (a value
+    encoded twice) is in turn read at one alignment."""
     values = pieces.values
-    front = b"A" * (lead % 4)
+    front = b"A" * (pieces.lead % 4)
     first = len(values[0]) + len(front) if values else 0
     middle = {length & 15 for length in set(map(len, values[1:-1]))} | {first & 15}
     if len(middle) == 1:  # lines of one length (the usual wrapping): one bulk join
@@ -276,12 +278,11 @@ def base64_pieces(pieces: Pieces, lead: int) -> Decoded:
     def position(index: int) -> int:
         if not mapping:
             lengths = (len(a) + len(b) for a, b in zip(values, ends, strict=True))
-            mapping.extend(
-                (list(itertools.accumulate(lengths, initial=len(front))), pieces.starts())
-            )
-        filled_starts, piece_starts = mapping
-        piece = max(0, bisect.bisect_right(filled_starts, index) - 1)
-        offset = min(max(0, index - filled_starts[piece]), len(values[piece]))
+            filled = list(itertools.accumulate(lengths, initial=len(front)))
+            mapping.extend((filled, pieces.starts()))
+        filled, piece_starts = mapping
+        piece = max(0, bisect.bisect_right(filled, index) - 1)
+        offset = min(max(0, index - filled[piece]), len(values[piece]))
         return piece_starts[piece] + offset
 
     return Decoded(data, Codec.BASE64, _base64_locator(0, len(padded), position))
