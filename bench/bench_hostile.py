@@ -89,6 +89,9 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
             b64(repeated(M, size * 3 // 4)), (76, 77, 78, 79)
         ),
         "base64 marker, one per short field": lambda: repeated(b'"' + b64(M * 6) + b'",', size),
+        "base64 needle every 4 KB among 1-character lines": lambda: repeated(
+            b"x\n" * 2000 + b64(M * 6) + b"\n", size
+        ),
         "near-miss keys, one a line": lambda: repeated(NEAR_MISS + b"\n", size),
         "near-miss keys in base64, one a line": lambda: repeated(b64(NEAR_MISS)[:-1] + b"\n", size),
         "split encoded marker every line": lambda: repeated(b64(M)[:5] + b"\n", size),

@@ -36,6 +36,7 @@ from keysentry.scanner.encodings import (
     Codec,
     Decoded,
     Kind,
+    Pieces,
     base64_pieces,
     base64_views,
     could_hold_escaped_base64,
@@ -110,6 +111,8 @@ _LAST_KIND_CHUNK = 4096
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 _DASH = ord("-")
 _AND_3 = (3).__and__
+# The narrowest wrapping whose lines are read joined from where a block starts (README).
+_WRAP_WIDTH = 16
 
 
 # What an escaped window must hold to be decoded, by the kind of hit that asked for it.
@@ -227,6 +230,40 @@ class _Runs:
         if not self._flags:
             self._flags = self._data.translate(self._runs.table)
         return self._flags.rfind(b"\0", lo, hi)
+
+    def few_long_runs(self, lo: int, hi: int, lead: int, most: int = 32) -> Pieces | None:
+        """The long runs in [lo, hi) (as `encodings.long_runs` lists them) when there are at
+        most `most`, found with `bytes.find` whatever lies between them; else None."""
+        if not self._flags:
+            self._flags = self._data.translate(self._runs.table)
+        flags, least = self._flags, self._runs.least
+        values: list[bytes] = []
+        starts: list[int] = []
+        pos = lo
+        if 0 < lo < hi and flags[lo] and flags[lo - 1]:  # a run that started before `lo`
+            end = flags.find(b"\0", lo, hi)
+            pos = hi if end < 0 else end
+            if lead and lead + pos - lo >= least:
+                values.append(self._data[lo:pos])
+                starts.append(lo)
+        lead = lead if starts else 0
+        while len(values) <= most:
+            found = flags.find(self._runs.long, pos, hi)
+            if found < 0:
+                at_ends = (bool(starts) and starts[0] == lo, bool(starts) and pos == hi)
+                return Pieces(values, lambda: starts, lead, at_ends)
+            start = flags.rfind(b"\0", pos, found) + 1 or pos
+            end = flags.find(b"\0", found, hi)
+            pos = hi if end < 0 else end
+            values.append(self._data[start:pos])
+            starts.append(start)
+        return None
+
+    def find_run(self, lo: int, hi: int, length: int) -> int:
+        """Where the first run of at least `length` characters in [lo, hi) is, or -1."""
+        if not self._flags:
+            self._flags = self._data.translate(self._runs.table)
+        return self._flags.find(b"\1" * length, lo, hi)
 
     def holds_long_run(self, lo: int, hi: int) -> bool:
         if not self._flags:
@@ -589,7 +626,9 @@ class _Pass:
         from where the hits said when a value can start inside a line (after a `/` or `+`)."""
         data, lo_index = self.data, index.at(lo)
         cut = edges[0]
-        starts = _block_starts(data[lo:hi], lo_index, cut)
+        starts = 0
+        if self.base64_runs.find_run(lo, hi, _WRAP_WIDTH) >= 0:  # a line that can start a block
+            starts = _block_starts(data[lo:hi], lo_index, cut)
         joined = groups | (0 if cut else 1 << lo_index % 4) | starts
         size = hi - lo
         yield from (
@@ -618,9 +657,9 @@ class _Pass:
         start (`base64_pieces`). `lead`: how many characters of the run `lo` is in come before
         it (0: that run is not read here). The view's ends are cut only where its first run
         starts at the window's cut start, or its last ends at the cut end."""
-        if not self.base64_runs.holds_long_run(max(0, lo - lead), hi):
-            return
-        pieces = long_runs(self.data, lo, hi, lead, _BASE64_KEY_RUN)
+        pieces = self.base64_runs.few_long_runs(lo, hi, lead)
+        if pieces is None:  # many: listed in bulk
+            pieces = long_runs(self.data, lo, hi, lead, _BASE64_KEY_RUN)
         if pieces.values:
             at_lo, at_hi = pieces.at_ends
             cut = (edges[0] and at_lo, edges[1] and at_hi)
