@@ -88,12 +88,15 @@ _EDGE_MARGIN = 16  # see _View.near_cut_edge
 _LEFTMOST = ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
 _SEARCH = ahocorasick_rs.BytesAhoCorasick([n.pattern for n in NEEDLES], matchkind=_LEFTMOST)
 _LONGEST = max(len(n.pattern) for n in NEEDLES)
-_PER_KIND = {
-    kind: ahocorasick_rs.BytesAhoCorasick(
-        [n.pattern for n in NEEDLES if n.kind is kind], matchkind=_LEFTMOST
-    )
-    for kind in Kind
-}
+
+
+@functools.cache
+def _per_kind(kind: Kind) -> ahocorasick_rs.BytesAhoCorasick:
+    """The needles of one kind: built when a buffer first needs its kinds searched apart."""
+    patterns = [n.pattern for n in NEEDLES if n.kind is kind]
+    return ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=_LEFTMOST)
+
+
 _KIND_NEEDLES = {kind: [n for n in NEEDLES if n.kind is kind] for kind in Kind}
 _KIND_LONGEST = {kind: max(len(n.pattern) for n in NEEDLES if n.kind is kind) for kind in Kind}
 # A search chunk with more hits than this switches the buffer to the per-kind search.
@@ -418,7 +421,7 @@ class _Pass:
     def _search_kind(self, kind: Kind, view: memoryview, pos: int) -> None:
         """The hits of one kind from `pos` on, in chunks that start where its coverage ends:
         hits already covered are never listed."""
-        automaton, longest = _PER_KIND[kind], _KIND_LONGEST[kind]
+        automaton, longest = _per_kind(kind), _KIND_LONGEST[kind]
         needles, coverage = _KIND_NEEDLES[kind], self.coverage
         size, chunk, largest = len(view), _FIRST_KIND_CHUNK, _SEARCH_CHUNK
         while pos < size:

@@ -18,6 +18,7 @@ import binascii
 import bisect
 import codecs
 import enum
+import functools
 import itertools
 import re
 import warnings
@@ -348,16 +349,22 @@ def utf16_views(buf: bytes, lo: int, hi: int) -> Iterator[Decoded]:
 
 # --- escapes ------------------------------------------------------------------------------
 
+
 # One token is one decoded byte: `%XX`, `\xXX`, `\uXXXX`, the one-letter escapes, and HTML
 # numeric references of up to three decimal or two hex digits.
-_TOKEN = re.compile(
-    rb"(%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\[nrtbf/\\\"']"
-    rb"|&#[0-9]{1,3};|&#[xX][0-9A-Fa-f]{1,2};)"
-)
+@functools.cache
+def _token() -> re.Pattern[bytes]:
+    return re.compile(
+        rb"(%[0-9A-Fa-f]{2}|\\u[0-9A-Fa-f]{4}|\\x[0-9A-Fa-f]{2}|\\[nrtbf/\\\"']"
+        rb"|&#[0-9]{1,3};|&#[xX][0-9A-Fa-f]{1,2};)"
+    )
+
+
 _SIMPLE = {b"n": 10, b"r": 13, b"t": 9, b"b": 8, b"f": 12, b"/": 47, b"\\": 92, b'"': 34, b"'": 39}
 _NOT_ASCII = b"\xff"
 
 
+@functools.cache
 def _token_table() -> dict[bytes, bytes]:
     table: dict[bytes, bytes] = {}
     for value in range(256):
@@ -379,29 +386,41 @@ def _token_table() -> dict[bytes, bytes]:
     return table
 
 
-_TOKENS = _token_table()
-
 # An escaped window can hold a key that the plain search did not find only if it holds the
 # key's `sk` (plain, as serialisers leave letters, or escaped) and an escape of a key character
 # (`-` as `\\u002d`, or every character); windows without both are not decoded.
-_ESCAPED_SK = ahocorasick_rs.BytesAhoCorasick(
-    [b"%73%6", b"\\x73\\x6", b"\\u0073\\u006", b"&#115;&#107;", b"&#x73;&#x6", b"&#X73;&#X6"],
-    matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST,
-)
+@functools.cache
+def _escaped_sk() -> ahocorasick_rs.BytesAhoCorasick:
+    forms = [
+        b"%73%6",
+        b"\\x73\\x6",
+        b"\\u0073\\u006",
+        b"&#115;&#107;",
+        b"&#x73;&#x6",
+        b"&#X73;&#X6",
+    ]
+    return ahocorasick_rs.BytesAhoCorasick(forms, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST)
+
+
 _KEY_CHAR_HEX = rb"(?:2[dD]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF])"
-_KEY_CHAR_ESCAPE = re.compile(
-    rb"(?:%|\\x|\\u00)" + _KEY_CHAR_HEX + rb"|&#[xX]" + _KEY_CHAR_HEX + rb";"
-    rb"|&#0?(?:45|4[89]|5[0-7]|6[5-9]|[78][0-9]|9[05]|9[7-9]|1[01][0-9]|12[0-2]);"
-)
+
+
+@functools.cache
+def _key_char_escape() -> re.Pattern[bytes]:
+    return re.compile(
+        rb"(?:%|\\x|\\u00)" + _KEY_CHAR_HEX + rb"|&#[xX]" + _KEY_CHAR_HEX + rb";"
+        rb"|&#0?(?:45|4[89]|5[0-7]|6[5-9]|[78][0-9]|9[05]|9[7-9]|1[01][0-9]|12[0-2]);"
+    )
 
 
 def could_hold_escaped_key(window: bytes) -> bool:
-    has_sk = b"sk" in window or bool(_ESCAPED_SK.find_matches_as_indexes(window))
-    return has_sk and _KEY_CHAR_ESCAPE.search(window) is not None
+    has_sk = b"sk" in window or bool(_escaped_sk().find_matches_as_indexes(window))
+    return has_sk and _key_char_escape().search(window) is not None
 
 
-def _escaped_punctuation() -> list[bytes]:
-    """Every escape of base64's and keys' punctuation (`+`, `/`, `=`, `-`, `_`)."""
+@functools.cache
+def _escaped_punctuation() -> ahocorasick_rs.BytesAhoCorasick:
+    """A search for every escape of base64's and keys' punctuation (`+`, `/`, `=`, `-`, `_`)."""
     forms = [b"\\/"]
     for char in b"+/=-_":
         digits = f"{char:02x}"
@@ -409,18 +428,13 @@ def _escaped_punctuation() -> list[bytes]:
             forms += [f"%{variant}".encode(), f"\\x{variant}".encode(), f"\\u00{variant}".encode()]
             forms += [f"&#x{variant};".encode(), f"&#X{variant};".encode()]
         forms += [f"&#{char};".encode(), f"&#0{char};".encode()]
-    return forms
-
-
-_ESCAPED_PUNCTUATION = ahocorasick_rs.BytesAhoCorasick(
-    _escaped_punctuation(), matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
-)
+    return ahocorasick_rs.BytesAhoCorasick(forms, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST)
 
 
 def could_hold_escaped_base64(window: bytes) -> bool:
     """Base64 with its punctuation escaped (a URL parameter, PHP's JSON) holds no `sk` to
     look for: an escape of its punctuation is what it holds."""
-    found = _ESCAPED_PUNCTUATION.find_matches_as_indexes(window)
+    found = _escaped_punctuation().find_matches_as_indexes(window)
     return bool(found) or could_hold_escaped_key(window)
 
 
@@ -469,11 +483,11 @@ def _unescape_in_bulk(window: bytes) -> bytes | None:
             return None
         return decoded + tail
     if has_backslash:
-        if _BULK_ONLY_ESCAPES.search(window):
+        if _bulk_only_escapes().search(window):
             return None
         # A window can end inside an escape: that tail is kept as it is.
         cut = window.rfind(b"\\", max(0, len(window) - 6))
-        if cut >= 0 and _TOKEN.match(window, cut):
+        if cut >= 0 and _token().match(window, cut):
             cut = -1  # a whole escape
         body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
         escaped = body.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
@@ -488,13 +502,15 @@ def _unescape_in_bulk(window: bytes) -> bytes | None:
 
 
 # Escapes that codecs.escape_decode reads and the token decoder does not.
-_BULK_ONLY_ESCAPES = re.compile(rb"\\[av0-7\r\n]")
+@functools.cache
+def _bulk_only_escapes() -> re.Pattern[bytes]:
+    return re.compile(rb"\\[av0-7\r\n]")
 
 
 def _unescape_by_tokens(window: bytes, lo: int) -> Decoded:
-    parts = _TOKEN.split(window)
+    parts = _token().split(window)
     tokens = parts[1::2]
-    parts[1::2] = map(_TOKENS.get, tokens, itertools.repeat(_NOT_ASCII))
+    parts[1::2] = map(_token_table().get, tokens, itertools.repeat(_NOT_ASCII))
     data = b"".join(parts)
     # Piece k starts at decoded[k] in the data and at encoded[k] in the window; literal pieces
     # map byte for byte, a token maps to its whole width.
