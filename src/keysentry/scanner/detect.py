@@ -210,16 +210,18 @@ class _Runs:
 
     def __init__(self, data: bytes, runs: _RunClass) -> None:
         self._data, self._runs = data, runs
-        self._flags = b""
         self._start = self._end = -1
+
+    @functools.cached_property
+    def flags(self) -> bytes:
+        """The buffer as 0s and 1s: translated once, when first asked."""
+        return self._data.translate(self._runs.table)
 
     def around(self, pos: int) -> tuple[int, int]:
         """The long run that holds `pos`, else the next one (its start is past `pos`).
         Positions must not decrease from call to call."""
         if self._end <= pos:
-            if not self._flags:
-                self._flags = self._data.translate(self._runs.table)
-            self._start, self._end = self._run_from(self._flags, pos)
+            self._start, self._end = self._run_from(self.flags, pos)
         return self._start, self._end
 
     def start_of(self, lo: int, pos: int) -> int:
@@ -230,16 +232,12 @@ class _Runs:
 
     def last_outside(self, lo: int, hi: int) -> int:
         """The last position in [lo, hi) that is not of the class, or -1."""
-        if not self._flags:
-            self._flags = self._data.translate(self._runs.table)
-        return self._flags.rfind(b"\0", lo, hi)
+        return self.flags.rfind(b"\0", lo, hi)
 
     def few_long_runs(self, lo: int, hi: int, lead: int, most: int = 32) -> Pieces | None:
         """The long runs in [lo, hi) (as `encodings.long_runs` lists them) when there are at
         most `most`, found with `bytes.find` whatever lies between them; else None."""
-        if not self._flags:
-            self._flags = self._data.translate(self._runs.table)
-        flags, least = self._flags, self._runs.least
+        flags, least = self.flags, self._runs.least
         values: list[bytes] = []
         starts: list[int] = []
         pos = lo
@@ -264,14 +262,10 @@ class _Runs:
 
     def find_run(self, lo: int, hi: int, length: int) -> int:
         """Where the first run of at least `length` characters in [lo, hi) is, or -1."""
-        if not self._flags:
-            self._flags = self._data.translate(self._runs.table)
-        return self._flags.find(b"\1" * length, lo, hi)
+        return self.flags.find(b"\1" * length, lo, hi)
 
     def holds_long_run(self, lo: int, hi: int) -> bool:
-        if not self._flags:
-            self._flags = self._data.translate(self._runs.table)
-        return self._flags.find(self._runs.long, lo, hi) >= 0
+        return self.find_run(lo, hi, self._runs.least) >= 0
 
     def _run_from(self, flags: bytes, pos: int) -> tuple[int, int]:
         if pos >= len(flags):
@@ -366,7 +360,6 @@ class _Pass:
         self.decoding = depth < MAX_DEPTH
         self._next_sk = -_INF
         self.hit_index = _CharIndex(data)
-        self._shape = b""  # see _stretch_covers
         self.handlers: dict[Kind, Callable[[int, int], int]] = {
             Kind.PLAIN: self._plain,
             Kind.BASE64: self._base64,
@@ -374,6 +367,12 @@ class _Pass:
             Kind.ESCAPED: self._escaped,
             Kind.UTF16: self._utf16,
         }
+
+    @functools.cached_property
+    def shape(self) -> bytes:
+        """The buffer with base64 as `a`, line breaks kept, anything else a space (see
+        _stretch_covers)."""
+        return self.data.translate(_SHAPE)
 
     @functools.cached_property
     def key_runs(self) -> _Runs:
@@ -527,8 +526,7 @@ class _Pass:
         if start <= hit and end - start < _LOOKAHEAD:
             # A short run, as values in fields or one a line are: rather than a window for each
             # run, the stretch around the hit is read as a whole (see _stretch_views).
-            lo, hi = max(0, hit - _REACH_BASE64), hit + _REACH_BASE64 + _LOOKAHEAD
-            self.windows["stretch"].append(_Window(lo, hi, lo == 0, hi >= len(self.data), groups))
+            self._window("stretch", hit, _REACH_BASE64, groups)
             return min(covered, self._stretch_covers(hit))
         return min(covered, self._window_in_run("base64", hit, line, _REACH_BASE64, groups))
 
@@ -537,9 +535,7 @@ class _Pass:
         into base64 that goes on over a line break, which is read joined by windows of its
         own (so its hits must be handled)."""
         end = hit + _LOOKAHEAD
-        if not self._shape:
-            self._shape = self.data.translate(_SHAPE)
-        over = [self._shape.find(lines, hit, end) for lines in (b"a\na", b"a\r\na", b"a\ra")]
+        over = [self.shape.find(lines, hit, end) for lines in (b"a\na", b"a\r\na", b"a\ra")]
         found = min((at for at in over if at >= 0), default=-1)
         if found < 0:
             return end
@@ -565,9 +561,9 @@ class _Pass:
             return self._window(family, hit, _REACH_ESCAPED)
         return after - _REACH_ESCAPED
 
-    def _window(self, family: str, hit: int, reach: int) -> int:
+    def _window(self, family: str, hit: int, reach: int, groups: int = 0b1111) -> int:
         lo, hi = max(0, hit - reach), hit + reach + _LOOKAHEAD
-        self.windows[family].append(_Window(lo, hi, lo == 0, hi >= len(self.data)))
+        self.windows[family].append(_Window(lo, hi, lo == 0, hi >= len(self.data), groups))
         return hit + _LOOKAHEAD
 
     def _window_in_run(
@@ -598,16 +594,16 @@ class _Pass:
         for windows in aligned.values():
             for lo, hi, edges, groups in _chunks(windows, _REACH_BASE64, size):
                 decoded = base64_views(data, lo, hi, False, groups, lo)
-                views += [_View(v, hi - lo, edges) for v in decoded]
+                views += _views(decoded, hi - lo, edges)
         for lo, hi, edges, groups in _chunks(self.windows["stretch"], _REACH_BASE64, size):
             views += self._stretch_views(lo, hi, edges, groups)
         index = _CharIndex(data)
         for lo, hi, edges, groups in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
             views += self._wrapped_views(lo, hi, edges, groups, index)
         for lo, hi, edges, _ in _chunks(self.windows["hex"], _REACH_HEX, size):
-            views += [_View(v, hi - lo, edges) for v in hex_views(data, lo, hi)]
+            views += _views(hex_views(data, lo, hi), hi - lo, edges)
         for lo, hi, edges, _ in _chunks(self.windows["utf16"], _REACH_UTF16, size):
-            views += [_View(v, hi - lo, edges) for v in utf16_views(data, lo, hi)]
+            views += _views(utf16_views(data, lo, hi), hi - lo, edges)
         if self.depth == 0:
             views += [_View(v, size, (False, False)) for v in _utf16_text(data)]
         for family in ("escaped", "escaped base64"):
@@ -627,16 +623,13 @@ class _Pass:
         line that starts a new block (see _block_starts); and, where a line is long enough to
         hold a key alone, line by line: every line from its own start (one value a line), and
         from where the hits said when a value can start inside a line (after a `/` or `+`)."""
-        data, lo_index = self.data, index.at(lo)
+        data, lo_index, window = self.data, index.at(lo), self.data[lo:hi]
         cut = edges[0]
         starts = 0
         if self.base64_runs.find_run(lo, hi, _WRAP_WIDTH) >= 0:  # a line that can start a block
-            starts = _block_starts(data[lo:hi], lo_index, cut)
+            starts = _block_starts(window, lo_index, cut)
         joined = groups | (0 if cut else 1 << lo_index % 4) | starts
-        size = hi - lo
-        yield from (
-            _View(v, size, edges) for v in base64_views(data, lo, hi, True, joined, lo_index)
-        )
+        yield from _views(base64_views(data, lo, hi, True, joined, lo_index), hi - lo, edges)
         if not self.base64_runs.holds_long_run(lo, hi):
             return
         lead = 0
@@ -644,14 +637,13 @@ class _Pass:
             before = self.base64_runs.last_outside(max(0, lo - 2 * _REACH_WRAPPED), lo)
             if before < 0:  # too far back to look: read it from every alignment
                 every = base64_views(data, lo, hi, False, 0b1111, lo_index)
-                yield from (_View(v, size, edges) for v in every)
+                yield from _views(every, hi - lo, edges)
                 return
             lead = lo - before - 1
         yield from self._pieces_view(lo, hi, lead, edges)
-        window = data[lo:hi]
         if b"/" in window or b"+" in window:
             hits_said = base64_views(data, lo, hi, False, groups, lo_index)
-            yield from (_View(v, size, edges) for v in hits_said)
+            yield from _views(hits_said, hi - lo, edges)
 
     def _pieces_view(
         self, lo: int, hi: int, lead: int, edges: tuple[bool, bool]
@@ -687,7 +679,7 @@ class _Pass:
         if b"/" in window or b"+" in window:
             starts = groups | _after_slash_or_plus(window, lo)
             stretched = base64_views(data, lo, hi, False, starts, lo, stretch=True)
-            yield from (_View(v, hi - lo, edges) for v in stretched)
+            yield from _views(stretched, hi - lo, edges)
 
     def _search_views(self, views: list[_View]) -> None:
         """Searches the decoded views, many small ones in one pass: they are joined with a
@@ -753,6 +745,11 @@ class _View(NamedTuple):
         cut_lo, cut_hi = self.cut
         near_hi = match.end > len(self.decoded.data) - _EDGE_MARGIN
         return (cut_lo and match.start < _EDGE_MARGIN) or (cut_hi and near_hi)
+
+
+def _views(decoded: Iterable[Decoded], cost: int, cut: tuple[bool, bool]) -> Iterator[_View]:
+    """Views of one window, each costing the window's size against the budget."""
+    return (_View(v, cost, cut) for v in decoded)
 
 
 def _utf16_text(data: bytes) -> list[Decoded]:
