@@ -4,8 +4,9 @@ A key can sit in a file base64-encoded (Kubernetes Secrets, docker config `auth`
 once; padded or not; on one line or wrapped), hex-encoded, percent-encoded, escaped (`\\uXXXX`,
 `\\xXX`, HTML `&#NN;`/`&#xHH;`) wholly or only where a serialiser escapes `-`, `/`, `+`, `=`,
 and in UTF-16 text without a byte order mark. Each form of the marker `T3BlbkFJ` is a literal
-needle for the multi-pattern search in `detect`; where one hits, a window of text around it is
-decoded and searched again, and a match in the decoded bytes is located back in the window.
+needle (listed in `needles`) for the multi-pattern search in `detect`; where one hits, a window
+of text around it is decoded and searched again, and a match in the decoded bytes is located
+back in the window.
 
 Every decoder here is a bulk operation (binascii, bytes.translate, one regex split): the cost
 of a window is proportional to its size, whatever the window holds.
@@ -13,7 +14,6 @@ of a window is proportional to its size, whatever the window holds.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import bisect
 import codecs
@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 import ahocorasick_rs
 
-from keysentry.scanner.keys import MARKER
+from keysentry.scanner import needles
 
 
 class Codec(str, enum.Enum):
@@ -42,11 +42,11 @@ class Codec(str, enum.Enum):
 class Kind(enum.IntEnum):
     """What a needle hit asks for; `detect` has one handler per kind."""
 
-    PLAIN = 0
-    BASE64 = 1
-    HEX = 2
-    ESCAPED = 3
-    UTF16 = 4
+    PLAIN = needles.PLAIN
+    BASE64 = needles.BASE64
+    HEX = needles.HEX
+    ESCAPED = needles.ESCAPED
+    UTF16 = needles.UTF16
 
 
 class Needle(NamedTuple):
@@ -63,62 +63,12 @@ class Decoded(NamedTuple):
     locate: Callable[[int, int], tuple[int, int]]  # decoded span -> span in the buffer
 
 
-def _base64_forms(text: bytes) -> list[tuple[bytes, int]]:
-    """The characters of base64(text) that do not depend on the bytes around it, for each of
-    the three alignments `text` can have (standard and URL-safe alphabets), with the phase of
-    their first character."""
-    forms = []
-    for shift in range(3):
-        encoded = base64.b64encode(b"\0" * shift + text)
-        first = -(-8 * shift // 6)  # the first character made only of `text`'s bits
-        last = 8 * (shift + len(text)) // 6
-        stable = encoded[first:last]
-        forms.append((stable, first % 4))
-        urlsafe = stable.translate(bytes.maketrans(b"+/", b"-_"))
-        if urlsafe != stable:
-            forms.append((urlsafe, first % 4))
-    return forms
-
-
 def _case_variants(text: str) -> list[str]:
     options = [(c.lower(), c.upper()) if c.isalpha() else (c,) for c in text]
     return sorted({"".join(p) for p in itertools.product(*options)})
 
 
-def _build_needles() -> tuple[Needle, ...]:
-    needles = [Needle(MARKER, Kind.PLAIN)]
-    once = _base64_forms(MARKER)
-    # Base64 inside base64: a docker config's `auth` inside a Kubernetes `.dockerconfigjson`.
-    twice = [form for p1, _ in once for form in _base64_forms(p1)]
-    full = once + twice
-    needles += [Needle(p, Kind.BASE64, phase) for p, phase in full]
-    # Wrapped base64 can break a line inside an encoded marker; one of its halves is then
-    # whole on one line. The halves come after the full forms: at the same position the
-    # leftmost-first search prefers the full form.
-    for form, phase in full:
-        middle = len(form) // 2
-        needles.append(Needle(form[:middle], Kind.BASE64, phase))
-        needles.append(Needle(form[middle:], Kind.BASE64, (phase + middle) % 4))
-    hex_lower = binascii.hexlify(MARKER)
-    needles += [Needle(hex_lower, Kind.HEX), Needle(hex_lower.upper(), Kind.HEX)]
-    # Wholly escaped: `T3B` is all digits once escaped; the fourth character (`l`, 0x6c) may be
-    # written in either case, so the needle stops before its last digit.
-    for pattern in (
-        b"%54%33%42%6",
-        b"\\u0054\\u0033\\u0042\\u006",
-        b"\\x54\\x33\\x42\\x6",
-        b"&#84;&#51;&#66;&#108;",
-        b"&#x54;&#x33;&#x42;&#x6",
-        b"&#X54;&#X33;&#X42;&#X6",
-    ):
-        needles.append(Needle(pattern, Kind.ESCAPED))
-    needles.append(Needle(MARKER.decode().encode("utf-16-le"), Kind.UTF16))
-    needles.append(Needle(MARKER.decode().encode("utf-16-be"), Kind.UTF16))
-    unique = {n.pattern: n for n in needles}
-    return tuple(unique.values())
-
-
-NEEDLES = _build_needles()
+NEEDLES = tuple(Needle(pattern, Kind(kind), phase) for pattern, kind, phase in needles.TABLE)
 
 # --- base64 -------------------------------------------------------------------------------
 

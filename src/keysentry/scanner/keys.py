@@ -11,7 +11,7 @@ import enum
 import re
 from typing import NamedTuple
 
-MARKER = b"T3BlbkFJ"
+from keysentry.scanner.needles import MARKER as MARKER  # the marker's home is the lean module
 
 ALNUM = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
 BASE64URL = ALNUM | frozenset(b"-_")
