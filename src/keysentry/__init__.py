@@ -6,11 +6,12 @@ path (the pre-commit hook runs on every commit).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # not `typing`'s: importing it costs the pre-commit hook 15 ms
 if TYPE_CHECKING:
+    from typing import Any
+
     from keysentry.loader import load_key, refresh
     from keysentry.runtime.budget import BudgetExceeded, ModelNotAllowed
     from keysentry.runtime.client import async_openai_client, openai_client

@@ -23,6 +23,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from keysentry.errors import ConfigError
+from keysentry.scanner.precheck import CONFIG_FILES, IGNORE_FILE, mentions_keysentry, search_dirs
 
 DEFAULT_MAX_FILE_SIZE = 100 << 20
 _SIZE = re.compile(r"(\d+)\s*([KMG]?)(i?B)?\Z", re.IGNORECASE)
@@ -33,7 +34,7 @@ class ScanConfig(NamedTuple):
     exclude: tuple[str, ...] = ()
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     inline_allow: bool = True
-    ignore_file: str = ".keysentryignore"
+    ignore_file: str = IGNORE_FILE
     # How far archives are opened (scanner/sources/archives.py Limits; None: its default).
     max_archive_depth: int | None = None
     max_archive_bytes: int | None = None
@@ -275,16 +276,9 @@ def find_config(start: Path) -> Config:
 
 
 def search_path(start: Path) -> list[Path]:
-    """Where a scan of `start` looks for its files: its directory and each parent up to the
-    repository root (the first holding `.git`); only its directory outside a repository."""
-    directory = start if start.is_dir() else start.parent
-    directory = directory.resolve()
-    chain = []
-    for candidate in (directory, *directory.parents):
-        chain.append(candidate)
-        if (candidate / ".git").exists():
-            return chain
-    return [directory]
+    """Where a scan of `start` looks for its files (precheck.search_dirs: the pre-commit hook's
+    shortcut looks in the same places)."""
+    return [Path(directory) for directory in search_dirs(str(start))]
 
 
 def load_config(explicit: Path | None = None, directory: Path | None = None) -> Config:
@@ -293,7 +287,7 @@ def load_config(explicit: Path | None = None, directory: Path | None = None) -> 
     if explicit is not None:
         return _from_file(explicit, required=True)
     base = directory or Path.cwd()
-    for candidate in (base / "keysentry.toml", base / "pyproject.toml"):
+    for candidate in (base / name for name in CONFIG_FILES):
         if candidate.is_file():
             config = _from_file(candidate, required=False)
             if config.path is not None:
@@ -302,7 +296,7 @@ def load_config(explicit: Path | None = None, directory: Path | None = None) -> 
 
 
 def _from_file(path: Path, required: bool) -> Config:
-    if path.name == "pyproject.toml" and not required and not _mentions_keysentry(path):
+    if path.name == "pyproject.toml" and not required and not mentions_keysentry(str(path)):
         return Config()  # another tool's file: not parsed (tomllib costs a hook 5-30 ms)
     if sys.version_info >= (3, 11):
         import tomllib
@@ -336,16 +330,6 @@ def _from_file(path: Path, required: bool) -> Config:
     validate(path, table, prefix, frozenset(keyed))
     sections = Sections(table, keyed)
     return Config(path, _scan_config(path, sections.get("scan", {}), prefix + "scan"), sections)
-
-
-def _mentions_keysentry(path: Path) -> bool:
-    """Whether a pyproject.toml may hold [tool.keysentry]: its bytes name keysentry (only a
-    quoted key spelt with escapes could hide it). One that cannot be read is parsed, to say
-    why."""
-    try:
-        return b"keysentry" in path.read_bytes()
-    except OSError:
-        return True
 
 
 def _scan_config(path: Path, table: Any, name: str) -> ScanConfig:

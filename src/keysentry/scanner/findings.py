@@ -7,7 +7,6 @@ column of the decoded line, byte offset, and a location-free fingerprint.
 
 from __future__ import annotations
 
-import codecs
 import functools
 import sys
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from keysentry.errors import InputError
+from keysentry.scanner.precheck import BOM_FIRST, BOMS
 from keysentry.secret import Secret, redact
 
 if TYPE_CHECKING:
@@ -30,15 +30,6 @@ _INLINE_ALLOW = (b"keysentry:allow", b"gitleaks:allow", b"pragma: allowlist secr
 _ALLOW_NEXT_LINE = b"pragma: allowlist nextline secret"
 
 _NO_PROVENANCE: Mapping[str, Any] = MappingProxyType({})
-
-# UTF-32 first: its little-endian BOM starts with UTF-16's.
-_BOMS = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-_BOM_FIRST = tuple({bom[:1] for bom, _ in _BOMS})  # one test rejects almost every blob
 
 
 def fingerprint(key: str) -> str:
@@ -115,9 +106,9 @@ class IncompleteBlob(InputError):
 def _bom_text(data: bytes) -> tuple[bytes, str, int] | None:
     """The UTF-8 text of a file that starts with a UTF-16 or UTF-32 BOM, its codec and the
     BOM's length."""
-    if data[:1] not in _BOM_FIRST:
+    if data[:1] not in BOM_FIRST:
         return None
-    for bom, codec in _BOMS:
+    for bom, codec in BOMS:
         if data.startswith(bom):
             return data[len(bom) :].decode(codec, "replace").encode("utf-8"), codec, len(bom)
     return None

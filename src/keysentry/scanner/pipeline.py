@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from keysentry.scanner.findings import Blob, Finding, IncompleteBlob, findings_in
-from keysentry.scanner.sources.archives import is_archive
+from keysentry.scanner.precheck import is_archive
 from keysentry.scanner.sources.files import FileEntry, FileSource, Skip
 from keysentry.scanner.suppress import IgnoreRules
 

@@ -28,7 +28,7 @@ from keysentry.scanner.git.reader import IdStream, Unread, enlarge_pipe, read_al
 from keysentry.scanner.git.repo import LFS_POINTER, Repo
 from keysentry.scanner.git.run import GitError, finish, popen_git
 from keysentry.scanner.pipeline import detect_in
-from keysentry.scanner.sources.archives import is_archive
+from keysentry.scanner.precheck import is_archive
 from keysentry.scanner.sources.files import Skip
 
 # The listing cuts pack order into runs of about this many bytes, each read by one reader:

@@ -18,7 +18,8 @@ from keysentry.scanner.findings import Blob, Finding, IncompleteBlob, findings_i
 from keysentry.scanner.git.repo import Repo
 from keysentry.scanner.git.run import NO_EXTERNAL, GitError, nul_tokens, popen_git
 from keysentry.scanner.pipeline import detect_in
-from keysentry.scanner.sources.archives import is_archive, rerooted
+from keysentry.scanner.precheck import is_archive
+from keysentry.scanner.sources.archives import rerooted
 
 _NO_KEYS: frozenset[str] = frozenset()
 _TIMELINE_ORDER = (

@@ -35,8 +35,6 @@ from keysentry.scanner.sources.files import Skip
 SEPARATOR = "!"
 _CHUNK = 1 << 20
 _RATIO_GRACE = 1 << 20  # a stream's ratio is checked once it has produced this much
-# The first two bytes of every format opened by magic at offset 0 (tar's is at 257).
-_FIRST = frozenset((b"PK", b"\x1f\x8b", b"BZ", b"\xfd7", b"(\xb5", b"7z"))
 _ZIP = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _BZIP2_BLOCKS = (b"1AY&SY", b"\x17rE8P\x90")
 _SUFFIXES: dict[str, tuple[str, ...]] = {
@@ -78,12 +76,6 @@ class limits_set:  # used as a function: `with limits_set(limits):`
 
     def __exit__(self, *exc: object) -> None:
         _LIMITS.pop()
-
-
-def is_archive(data: bytes) -> bool:
-    """Whether `data` may be an archive: the first bytes only, so every other blob pays two
-    slices and a set lookup."""
-    return data[:2] in _FIRST or data[257:262] == b"ustar"
 
 
 def kind_of(head: bytes) -> str | None:

@@ -25,9 +25,9 @@ from typing import NamedTuple
 
 from keysentry.errors import InputError
 from keysentry.scanner.findings import Blob
+from keysentry.scanner.precheck import OPEN_FLAGS
 
 STDIN = "-"
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 _DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 # Below the root, a directory listed as one is opened without following a symlink (no swap).
 _SUBDIRECTORY = _DIRECTORY | getattr(os, "O_NOFOLLOW", 0)
@@ -94,7 +94,7 @@ class FileSource:
         if entry.path == STDIN:
             return Blob("<stdin>", sys.stdin.buffer.read())
         try:
-            return self._read(entry.path, os.open(entry.path, _OPEN_FLAGS))
+            return self._read(entry.path, os.open(entry.path, OPEN_FLAGS))
         except OSError as exc:
             if exc.errno == errno.ENAMETOOLONG:
                 return self._read_deep(entry.path)
@@ -140,7 +140,7 @@ class FileSource:
                     return Skip(entry.path, "symlink to a directory; not followed")
                 return None
             # Named on the command line: the user asked for this file, wherever it is.
-            return self._read(entry.path, os.open(target, _OPEN_FLAGS))
+            return self._read(entry.path, os.open(target, OPEN_FLAGS))
         except OSError as exc:
             if exc.errno == errno.ELOOP:
                 return Skip(entry.path, "symlink loop", unreadable=True)
@@ -284,7 +284,7 @@ def _open_deep(path: str) -> int:
                 inner = os.open(part, _DIRECTORY, dir_fd=fd)
                 os.close(fd)
                 fd = inner
-        return os.open(name, _OPEN_FLAGS, dir_fd=fd)
+        return os.open(name, OPEN_FLAGS, dir_fd=fd)
     finally:
         os.close(fd)
 

@@ -1,0 +1,223 @@
+"""The pre-commit hook's shortcut (scanner/precheck.py): a commit of clean files exits at once,
+without the scan's set-up or the detector, and every file the full scan would read otherwise
+or find a key in goes to the full scan."""
+
+from __future__ import annotations
+
+import base64
+import bz2
+import codecs
+import gzip
+import io
+import lzma
+import os
+import random
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import GitRepo
+from keygen import key_of
+from keysentry import hook
+from keysentry.config import DEFAULT_MAX_FILE_SIZE
+from keysentry.errors import ExitCode
+from keysentry.scanner import precheck
+from keysentry.scanner.findings import Blob, findings_in
+from keysentry.scanner.keys import KeyKind
+from keysentry.scanner.needles import MARKER, PATTERNS
+from keysentry.scanner.sources.archives import kind_of
+from test_detect_properties import documents, examples, keys
+from test_hook import both, modules_of
+
+CLEAN_TEXT = {"a.txt": "a plain line\n", "b.py": "print('task risk desk sk-')\n"}
+# Everything the full scan's set-up and search would load.
+THE_FULL_SCAN = {
+    "keysentry.commands.scan",
+    "keysentry.config",
+    "keysentry.scanner.detect",
+    "keysentry.scanner.pipeline",
+    "typing",
+    "enum",
+}
+
+
+def a_key(rng: random.Random) -> str:
+    return key_of(KeyKind.PROJECT, rng).key
+
+
+@examples(ci=150)
+@given(data=st.data())
+def test_a_file_holding_a_key_in_any_claimed_encoding_is_never_seen_as_clean(
+    data: st.DataObject, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    key = data.draw(keys())
+    name, doc = data.draw(documents(key))
+    assert findings_in(Blob("f", doc.data)), name  # the full scan finds it...
+    path = tmp_path_factory.mktemp("doc") / "f"
+    path.write_bytes(doc.data)
+    assert not precheck.clean_files([str(path)]), name  # ...so the shortcut must not pass it
+
+
+def test_a_commit_of_clean_files_exits_zero_without_the_scans_set_up_or_detector(
+    gitrepo: GitRepo,
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    code, modules = modules_of(gitrepo.path, "scan", "--pre-commit", "--quiet", *CLEAN_TEXT)
+    assert code == 0
+    assert "keysentry.scanner.precheck" in modules
+    assert THE_FULL_SCAN.isdisjoint(modules), THE_FULL_SCAN & modules
+
+
+def test_the_shortcut_is_taken_only_for_the_hooks_own_command_line(gitrepo: GitRepo) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    for extra in (["--exit-zero"], ["--format", "json"], ["--max-file-size", "1"], []):
+        args = ["scan", "--pre-commit", *extra, *CLEAN_TEXT]
+        if extra:
+            args.insert(2, "--quiet")
+        _, modules = modules_of(gitrepo.path, *args)
+        assert "keysentry.commands.scan" in modules, extra
+
+
+def test_the_shortcuts_exit_code_is_the_clean_one() -> None:
+    assert hook._CLEAN == ExitCode.CLEAN
+
+
+def test_the_largest_file_read_is_one_the_full_scan_reads_too() -> None:
+    assert precheck.LARGEST <= DEFAULT_MAX_FILE_SIZE
+
+
+def zipped(name: str, text: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, text * 20)
+    return buffer.getvalue()
+
+
+def base64_after_wide_text(text: str) -> bytes:
+    """UTF-16 text with a BOM whose head holds no NUL (CJK), then the key in base64."""
+    encoded = base64.b64encode(text.encode()).decode()
+    return codecs.BOM_UTF16_BE + ("\u4e2d" * 5000 + encoded).encode("utf-16-be")
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        "zip",
+        "gzip",
+        "utf-32 with a BOM",
+        "utf-16 with a BOM, base64 after 10 KB of CJK",
+        "utf-16 without a BOM",
+    ],
+)
+def test_a_key_the_raw_bytes_do_not_show_goes_to_the_full_scan_and_is_found(
+    how: str,
+    gitrepo: GitRepo,
+    rng: random.Random,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = a_key(rng)
+    text = f"OPENAI_API_KEY={key}\n"
+    content = {
+        "zip": lambda: zipped("k.env", text),
+        "gzip": lambda: gzip.compress(text.encode()),
+        "utf-32 with a BOM": lambda: codecs.BOM_UTF32_LE + text.encode("utf-32-le"),
+        "utf-16 with a BOM, base64 after 10 KB of CJK": lambda: base64_after_wide_text(text),
+        "utf-16 without a BOM": lambda: ("x" * 40 + text).encode("utf-16-le"),
+    }[how]()
+    assert MARKER not in content  # what the raw bytes do not show
+    gitrepo.commit("init", **CLEAN_TEXT)
+    (gitrepo.path / "blob").write_bytes(content)
+    monkeypatch.chdir(gitrepo.path)
+    assert not precheck.clean_files(["blob", *CLEAN_TEXT])
+    assert hook.main(["scan", "--pre-commit", "--quiet", "blob", *CLEAN_TEXT]) == ExitCode.FINDINGS
+    out, err = capsys.readouterr()
+    assert key not in out + err
+
+
+def test_every_archive_format_the_scan_opens_is_left_to_it_whatever_its_head_holds() -> None:
+    text = b"OPENAI_API_KEY=placeholder\n"
+    tarred = io.BytesIO()
+    with tarfile.open(fileobj=tarred, mode="w") as archive:
+        member = tarfile.TarInfo("k.env")
+        member.size = len(text)
+        archive.addfile(member, io.BytesIO(text))
+    for data in (
+        zipped("k.env", text.decode()),
+        gzip.compress(text),
+        bz2.compress(text),
+        lzma.compress(text),
+        tarred.getvalue(),
+    ):
+        assert kind_of(data) is not None
+        # Not only because of a NUL: the first bytes alone send an archive to the full scan.
+        assert not precheck.read_as_it_is(data.replace(b"\0", b"\1"))
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "code"),
+    [
+        ("keysentry.toml", "[scan\n", ExitCode.ERROR),  # broken: the hook must fail, not pass
+        ("pyproject.toml", "[tool.keysentry.scan]\nunknown = 1\n", ExitCode.ERROR),
+        (".keysentryignore", "not a fingerprint or a path pattern: [\n", None),
+        ("keysentry.toml", "[scan]\nexclude = ['*.txt']\n", ExitCode.CLEAN),
+    ],
+)
+def test_a_config_or_ignore_file_sends_the_hook_to_the_full_scan_which_reads_it(
+    name: str,
+    content: str,
+    code: ExitCode | None,
+    gitrepo: GitRepo,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    (gitrepo.path / "sub").mkdir()
+    (gitrepo.path / name).write_text(content)
+    (gitrepo.path / "sub" / "c.txt").write_text("clean\n")
+    monkeypatch.chdir(gitrepo.path / "sub")  # the config is a parent's: still found
+    assert not precheck.clean_files(["c.txt"])
+    if code is not None:
+        assert hook.main(["scan", "--pre-commit", "--quiet", "c.txt"]) == code
+
+
+def test_another_tools_pyproject_does_not_keep_the_hook_from_its_shortcut(
+    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT, **{"pyproject.toml": "[tool.black]\n"})
+    monkeypatch.chdir(gitrepo.path)
+    assert precheck.clean_files(list(CLEAN_TEXT))
+
+
+def test_files_the_full_scan_reads_otherwise_or_not_at_all_go_to_it(
+    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    monkeypatch.chdir(gitrepo.path)
+    os.symlink("a.txt", "link")
+    os.mkfifo("fifo")
+    Path("big").write_bytes(b"x" * (precheck.LARGEST + 1))
+    Path("nul").write_bytes(b"text\0" * 20)
+    for odd in ("link", "fifo", "big", "nul", "missing", "-", "."):
+        assert not precheck.clean_files(["a.txt", odd]), odd
+    assert not precheck.clean_files([])
+    assert precheck.clean_files(["a.txt", "b.py"])
+
+
+def test_every_needle_anywhere_in_a_file_sends_it_to_the_full_scan(tmp_path: Path) -> None:
+    for index, pattern in enumerate(PATTERNS):
+        path = tmp_path / f"n{index}"
+        path.write_bytes(b"x" * 9000 + pattern + b"y")  # past the head that the NUL test reads
+        assert not precheck.clean_files([str(path)]), pattern
+
+
+def test_a_clean_commit_ends_the_same_through_the_shortcut_and_through_click(
+    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    monkeypatch.chdir(gitrepo.path)
+    fast, click = both(capsys, ["scan", "--pre-commit", "--quiet", *CLEAN_TEXT])
+    assert fast == click == (0, "", "")
