@@ -27,6 +27,7 @@ from keysentry.config import DEFAULT_MAX_FILE_SIZE
 from keysentry.errors import ExitCode
 from keysentry.scanner import precheck
 from keysentry.scanner.findings import Blob, findings_in
+from keysentry.scanner.git import spawn
 from keysentry.scanner.keys import KeyKind
 from keysentry.scanner.needles import MARKER, PATTERNS
 from keysentry.scanner.sources.archives import kind_of
@@ -221,3 +222,98 @@ def test_a_clean_commit_ends_the_same_through_the_shortcut_and_through_click(
     monkeypatch.chdir(gitrepo.path)
     fast, click = both(capsys, ["scan", "--pre-commit", "--quiet", *CLEAN_TEXT])
     assert fast == click == (0, "", "")
+
+
+# --- the staged shortcut (`scan --staged --quiet`, what `install-hook` runs) ----------------
+
+
+def staged_clean_files(gitrepo: GitRepo) -> None:
+    gitrepo.commit("init", **{"old.txt": "old\n"})
+    for name, text in CLEAN_TEXT.items():
+        gitrepo.write(name, text)
+    gitrepo("add", *CLEAN_TEXT)
+
+
+def test_a_clean_staged_commit_exits_zero_without_subprocess_or_the_full_scan(
+    gitrepo: GitRepo,
+) -> None:
+    staged_clean_files(gitrepo)
+    code, modules = modules_of(gitrepo.path, "scan", "--staged", "--quiet")
+    assert code == 0
+    assert "keysentry.scanner.git.spawn" in modules
+    assert {"subprocess", *THE_FULL_SCAN}.isdisjoint(modules), modules & THE_FULL_SCAN
+
+
+def test_the_staged_shortcut_reads_the_index_not_the_work_tree(
+    gitrepo: GitRepo,
+    rng: random.Random,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(gitrepo.path)  # where a config would be looked for last
+    key = a_key(rng)
+    staged_clean_files(gitrepo)
+    gitrepo.write("a.txt", f"OPENAI_API_KEY={key}\n")  # on disk only: not in the commit
+    path = str(gitrepo.path)
+    assert precheck.clean_staged(path)
+    assert hook.main(["scan", "--staged", "--quiet", path]) == ExitCode.CLEAN
+    gitrepo("add", "a.txt")
+    gitrepo.write("a.txt", "clean again on disk\n")  # staged with the key, clean on disk
+    assert not precheck.clean_staged(path)
+    assert hook.main(["scan", "--staged", "--quiet", path]) == ExitCode.FINDINGS
+    out, err = capsys.readouterr()
+    assert key not in out + err
+
+
+def test_what_the_staged_shortcut_cannot_see_at_a_glance_goes_to_the_full_scan(
+    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(gitrepo.path)  # where a config would be looked for last
+    path = str(gitrepo.path)
+    gitrepo.write("a.txt", "first\n")
+    gitrepo("add", "a.txt")
+    assert not precheck.clean_staged(path)  # no commit yet: no HEAD to compare with
+    gitrepo.commit("init")
+    gitrepo("rm", "-q", "a.txt")
+    assert not precheck.clean_staged(path)  # a commit that adds nothing
+    assert hook.main(["scan", "--staged", "--quiet", path]) == ExitCode.CLEAN
+    assert "nothing was scanned" in capsys.readouterr().err
+    gitrepo("reset", "-q", "HEAD", "a.txt")
+    gitrepo.write("keysentry.toml", "[scan\n")  # a broken config must fail the hook
+    gitrepo.write("b.txt", "clean\n")
+    gitrepo("add", "b.txt")
+    assert not precheck.clean_staged(path)
+    assert hook.main(["scan", "--staged", "--quiet", path]) == ExitCode.ERROR
+    assert not precheck.clean_staged(str(gitrepo.path / "missing"))
+
+
+def test_a_staged_commit_larger_than_a_pipe_holds_is_scanned_in_full(
+    gitrepo: GitRepo,
+    rng: random.Random,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(gitrepo.path)  # where a config would be looked for last
+    gitrepo.commit("init", **{"old.txt": "old\n"})
+    for index in range(2000):  # 82 KB of blob ids: more than one write to a pipe takes
+        gitrepo.write(f"f{index}.txt", f"file {index}\n")
+    gitrepo("add", ".")
+    path = str(gitrepo.path)
+    assert not precheck.clean_staged(path)  # clean, but the shortcut cannot ask for it all
+    assert hook.main(["scan", "--staged", "--quiet", path]) == ExitCode.CLEAN
+    key = a_key(rng)
+    gitrepo.write("f1999.txt", f"OPENAI_API_KEY={key}\n")
+    gitrepo("add", ".")
+    assert hook.main(["scan", "--staged", "--quiet", path]) == ExitCode.FINDINGS
+    out, err = capsys.readouterr()
+    assert key not in out + err
+
+
+def test_spawned_git_answers_or_says_none_never_hangs(gitrepo: GitRepo) -> None:
+    tip = gitrepo.commit("init", **CLEAN_TEXT)
+    path = str(gitrepo.path)
+    assert spawn.output(path, "rev-parse", "HEAD", most=100) == f"{tip}\n".encode()
+    assert spawn.output(path, "rev-parse", "--verify", "nothing-here", most=100) is None
+    assert spawn.output(path, "cat-file", "--batch", stdin=b"HEAD\n", most=10) is None
+    flood = b"HEAD\n" * 200_000  # 1 MB: no pipe takes it at once
+    assert spawn.output(path, "cat-file", "--batch-check", stdin=flood, most=1 << 30) is None

@@ -50,9 +50,10 @@ _SCAN_VALUES = {
     "--branch": "branch",
 }
 _SCAN_REPEATED = {"--exclude": "exclude", "--range": "spans"}
-# The pre-commit hook's own options: with these alone, files seen to be clean at a glance
-# (scanner/precheck.py) need no full scan.
-_HOOK_OPTIONS = {"pre_commit": True, "quiet": True}
+# The commit hooks' own options (pre-commit's, and the git hook `install-hook` writes): with
+# these alone, changes seen to be clean at a glance (scanner/precheck.py) need no full scan.
+_PRE_COMMIT_OPTIONS = {"pre_commit": True, "quiet": True}
+_STAGED_OPTIONS = {"staged": True, "quiet": True}
 _CLEAN = 0  # ExitCode.CLEAN, without importing `enum` (a test holds them equal)
 _PUSH_FLAGS = {"--allow-shallow": "allow_shallow"}
 _PUSH_VALUES = {"--format": "fmt"}
@@ -146,16 +147,26 @@ def _fast_command(argv: list[str]) -> tuple[Callable[[], int], bool] | None:
         return (lambda: pre_push(paths[0] if paths else ".", **options)), debug or more  # type: ignore[arg-type]
 
     def scan() -> int:
-        if options == _HOOK_OPTIONS:
-            from keysentry.scanner.precheck import clean_files
-
-            if clean_files(paths):
-                return _CLEAN  # what the full scan would exit with, having printed nothing
+        if _clean_at_a_glance(paths, options):
+            return _CLEAN  # what the full scan would exit with, having printed nothing
         from keysentry.commands.scan import ScanOptions, run
 
         return run(paths, ScanOptions(**options))  # type: ignore[arg-type]
 
     return scan, debug or more
+
+
+def _clean_at_a_glance(paths: list[str], options: dict[str, object]) -> bool:
+    """Whether a commit hook's scan can only come out clean, seen without setting it up."""
+    if options == _PRE_COMMIT_OPTIONS:
+        from keysentry.scanner.precheck import clean_files
+
+        return clean_files(paths)
+    if options == _STAGED_OPTIONS and len(paths) <= 1:
+        from keysentry.scanner.precheck import clean_staged
+
+        return clean_staged(paths[0] if paths else os.curdir)
+    return False
 
 
 def _click_accepts(path: str) -> bool:

@@ -273,3 +273,51 @@ def test_a_low_open_file_limit_is_an_error_or_a_complete_scan_never_a_pass(
     whole = run_with_file_limit(1024, "scan", "--history", str(gitrepo.path))
     assert whole.returncode == 1, "a starved scan left the key's blob recorded as clean"
     assert_nowhere(key, *outputs, whole.stdout, whole.stderr, under=[cache_dir(gitrepo)])
+
+
+def test_the_commit_hooks_shortcuts_run_no_program_the_repository_names(
+    gitrepo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shortcuts of scanner/precheck.py start git themselves (without `subprocess`): with
+    the same hardened command line, so a clean commit under a trapped config still runs
+    nothing and passes."""
+    gitrepo.commit("init", **{"a.txt": "a\n"})
+    marker = traps(gitrepo, tmp_path)
+    gitrepo.write("b.txt", "clean\n")
+    gitrepo("add", "b.txt")
+    assert marker.exists()  # the trap is real: plain `git add` ran it
+    marker.unlink()
+    monkeypatch.chdir(gitrepo.path)
+    from keysentry import hook
+    from keysentry.scanner import precheck
+
+    assert precheck.clean_staged(".")  # the shortcut itself is what runs
+    assert hook.main(["scan", "--staged", "--quiet"]) == 0
+    assert hook.main(["scan", "--pre-commit", "--quiet", "b.txt"]) == 0
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("limit", "ending"), [(4096, "exit 0"), (4096, "killed"), (None, "exit 3")]
+)
+def test_a_cut_or_failing_git_under_the_staged_shortcut_is_never_a_pass(
+    limit: int | None,
+    ending: str,
+    gitrepo: GitRepo,
+    rng: random.Random,
+    broken_git: BrokenGit,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A clean file whose answer git cuts short (or that git then fails on) must not pass as
+    clean at a glance: the full scan runs, and says the scan is incomplete (exit 2)."""
+    gitrepo.commit("init", **{"a.txt": "a\n"})
+    filler = "".join(rng.choice("abcdef0123456789") for _ in range(12_000))
+    gitrepo.write("big.txt", f"# {filler}\n")
+    gitrepo("add", "big.txt")
+    monkeypatch.chdir(gitrepo.path)
+    from keysentry import hook
+
+    broken_git.install(limit, ending)
+    assert hook.main(["scan", "--staged", "--quiet"]) == 2
+    assert "incomplete scan" in capsys.readouterr().err

@@ -40,7 +40,8 @@ else
 fi
 """
 
-_COMMANDS = {"pre-commit": "scan --staged", "pre-push": "pre-push"}
+# Quiet on a clean commit, as pre-commit's hook is: a report, a warning or an error is shown.
+_COMMANDS = {"pre-commit": "scan --staged --quiet", "pre-push": "pre-push"}
 
 
 def hooks_dir(repo: Repo) -> Path:

@@ -1,20 +1,22 @@
-"""The pre-commit hook's shortcut: files seen to be clean before the scan is even set up.
+"""The commit hooks' shortcut: changes seen to be clean before the scan is even set up.
 
-The hook runs `keysentry scan --pre-commit --quiet FILES` on every commit, and nearly every
-commit holds no key. The full scan (config, ignore file, sources, detector, report) costs a
-start-up about 45 ms of imports, `typing`, `re` and `enum` alone 15 ms on Python 3.11: far more
-than searching a commit's files. So the hook first asks `clean_files` whether the full scan
-could only come out clean, and exits 0 at once when it could: then it prints nothing and
-exits 0 too (`--quiet`). That holds when
+The hooks run on every commit (`keysentry scan --pre-commit --quiet FILES` under pre-commit,
+`keysentry scan --staged --quiet` as `install-hook` writes it), and nearly every commit holds
+no key. The full scan (config, ignore file, sources, detector, report) costs a start-up about
+45 ms of imports, `typing`, `re` and `enum` alone 15 ms on Python 3.11: far more than searching
+a commit's files. So the hook first asks `clean_files` (or `clean_staged`) whether the full
+scan could only come out clean, and exits 0 at once when it could: the full scan would then
+print nothing and exit 0 too. That holds when
 - the scan has no configuration or ignore file of its own: they only ever suppress findings or
   pass files over, but a broken one must fail the hook, as the full scan fails;
-- every file is a regular file the full scan would read as it is: not a symlink, not larger
-  than it reads at most, neither an archive (opened member by member) nor text with a byte
-  order mark (searched decoded);
+- every file (every staged blob) is one the full scan would read as it is: a regular file, not
+  a symlink, not larger than LARGEST, neither an archive (opened member by member) nor text
+  with a byte order mark (searched decoded);
 - and in none of them does the detector's first search find anything (`needles`).
 Anything else, and the full scan runs as if this module did not exist. The rules the two paths
 share (the first bytes, where config is looked for, how a file is opened) live here, once,
-and the full scan imports them; nothing here imports more than `os`, `stat` and the needles.
+and the full scan imports them; nothing here imports more than `os`, `stat`, `codecs` and,
+when asked, the needles and `git/spawn.py` (git without `subprocess`).
 """
 
 from __future__ import annotations
@@ -94,12 +96,19 @@ def _holds_own_files(directory: str) -> bool:
     )
 
 
+def _holds_own_files_around(root: str) -> bool:
+    """Whether a scan of `root` would find a config or ignore file: from `root` up to its
+    repository's root, or here."""
+    return any(map(_holds_own_files, [*search_dirs(root), os.getcwd()]))
+
+
 # --- how a named file is read --------------------------------------------------------------
 
 OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 # The largest file read here; a larger one goes to the full scan (it reads up to its size
-# limit, 100 MiB by default, and would find the same).
+# limit, 100 MiB by default, and would find the same). Staged blobs: at most this in all.
 LARGEST = 8 << 20
+_MOST_STAGED = 4 * LARGEST
 
 
 def _plain_file(path: str) -> bytes | None:
@@ -124,17 +133,74 @@ def _plain_file(path: str) -> bytes | None:
 def clean_files(paths: list[str]) -> bool:
     """Whether `keysentry scan --pre-commit --quiet PATHS`, options aside, can only find these
     files clean: see the module's docstring. False means "run the full scan", never "a key"."""
+    if not paths or "-" in paths:
+        return False
+    root = paths[0] if len(paths) == 1 else os.curdir  # as commands/scan.py looks for config
+    if _holds_own_files_around(root):
+        return False
+    for path in paths:
+        data = _plain_file(path)
+        if data is None or not _clean(data):
+            return False
+    return True
+
+
+def _clean(data: bytes) -> bool:
     # Here, not at the top: the config imports this module's rules on every command, and only
     # the hook needs the needles' automaton.
     from keysentry.scanner.needles import nothing_to_find
 
-    if not paths or "-" in paths:
-        return False
-    root = paths[0] if len(paths) == 1 else os.curdir  # as commands/scan.py looks for config
-    if any(map(_holds_own_files, [*search_dirs(root), os.getcwd()])):
-        return False
-    for path in paths:
-        data = _plain_file(path)
-        if data is None or not read_as_it_is(data) or not nothing_to_find(data):
+    return read_as_it_is(data) and nothing_to_find(data)
+
+
+def _all_clean_blobs(batch: bytes, count: int) -> bool:
+    """Whether `git cat-file --batch` answered with `count` blobs of at most LARGEST bytes,
+    each clean at a glance."""
+    pos = 0
+    for _ in range(count):
+        end = batch.find(b"\n", pos)
+        header = batch[pos:end].split(b" ")
+        if end < 0 or len(header) != 3 or header[1] != b"blob" or not header[2].isdigit():
+            return False  # missing, not a blob, or not an answer at all
+        start, size = end + 1, int(header[2])
+        if size > LARGEST or batch[start + size : start + size + 1] != b"\n":
             return False
-    return True
+        if not _clean(batch[start : start + size]):
+            return False
+        pos = start + size + 1
+    return pos == len(batch)
+
+
+def clean_staged(path: str) -> bool:
+    """Whether `keysentry scan --staged --quiet PATH` can only find the staged changes clean:
+    the same test as `clean_files`, on the index blobs a commit would add (`git diff-index`,
+    then one `git cat-file --batch`), with git started without `subprocess` (`spawn`). A
+    repository without commits, a shallow or bare one, a commit that adds nothing: the full
+    scan, which says what it says of them."""
+    from keysentry.scanner.git.changes import STAGED_DIFF, parse_raw
+    from keysentry.scanner.git.spawn import NO_EXTERNAL, output
+
+    if not os.path.isdir(path):
+        return False
+    where = output(
+        path,
+        "rev-parse",
+        "--is-bare-repository",
+        "--is-shallow-repository",
+        "--show-toplevel",
+        most=1 << 16,
+    )
+    lines = os.fsdecode(where or b"").splitlines()
+    if len(lines) != 3 or lines[:2] != ["false", "false"]:
+        return False
+    if _holds_own_files_around(lines[2]):
+        return False
+    listed = output(path, *STAGED_DIFF, *NO_EXTERNAL, "HEAD", most=1 << 24)
+    if listed is None:
+        return False
+    ids = sorted({new_id for _, new_id, _ in parse_raw(listed)})
+    if not ids:
+        return False
+    asked = "".join(f"{blob_id}\n" for blob_id in ids).encode()
+    answer = output(path, "cat-file", "--batch", stdin=asked, most=_MOST_STAGED)
+    return answer is not None and _all_clean_blobs(answer, len(ids))

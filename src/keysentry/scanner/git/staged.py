@@ -8,15 +8,13 @@ new in this commit, it is left to history scans, as a pre-commit hook is expecte
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
+from keysentry.scanner.git.changes import STAGED_DIFF, parse_raw
 from keysentry.scanner.git.reader import Unread, read_all
 from keysentry.scanner.git.repo import Repo
 from keysentry.scanner.git.run import NO_EXTERNAL, GitError
-
-_GITLINK = "160000"  # a submodule entry: a commit id, not content
 
 
 class StagedChange(NamedTuple):
@@ -33,30 +31,14 @@ class StagedChange(NamedTuple):
 def staged_changes(repo: Repo) -> list[StagedChange]:
     if repo.work_tree is None:
         raise GitError(f"{repo.path} is a bare repository: it has no staged changes")
-    diff = ("diff-index", "--cached", "-z", "--no-abbrev", "-M", "--diff-filter=ACMRT")
     try:
-        raw = repo.git(*diff, *NO_EXTERNAL, "HEAD")
+        raw = repo.git(*STAGED_DIFF, *NO_EXTERNAL, "HEAD")
     except GitError:
         # Asking first would cost a git process on every commit: only a failure asks why.
         if repo.has_commits():
             raise  # HEAD is there: git failed for another reason, which is no pass
-        raw = repo.git(*diff, *NO_EXTERNAL, repo.empty_tree)  # the first commit
-    return list(_parse_raw(raw))
-
-
-def _parse_raw(raw: bytes) -> Iterator[StagedChange]:
-    tokens = raw.split(b"\0")
-    i = 0
-    while i < len(tokens) and tokens[i].startswith(b":"):
-        _, new_mode, old_id, new_id, status = tokens[i][1:].decode().split(" ")
-        if status[0] in "RC":  # renames and copies name the source, then the destination
-            path, i = os.fsdecode(tokens[i + 2]), i + 3
-        else:
-            path, i = os.fsdecode(tokens[i + 1]), i + 2
-        if new_mode == _GITLINK:
-            continue
-        old = None if set(old_id) == {"0"} else old_id
-        yield StagedChange(path, new_id, old)
+        raw = repo.git(*STAGED_DIFF, *NO_EXTERNAL, repo.empty_tree)  # the first commit
+    return [StagedChange(*change) for change in parse_raw(raw)]
 
 
 def staged_blobs(
