@@ -317,3 +317,64 @@ def test_spawned_git_answers_or_says_none_never_hangs(gitrepo: GitRepo) -> None:
     assert spawn.output(path, "cat-file", "--batch", stdin=b"HEAD\n", most=10) is None
     flood = b"HEAD\n" * 200_000  # 1 MB: no pipe takes it at once
     assert spawn.output(path, "cat-file", "--batch-check", stdin=flood, most=1 << 30) is None
+
+
+# --- the cached history shortcut (`scan --history --quiet`, nothing changed) ----------------
+
+
+def test_a_clean_history_rescanned_unchanged_exits_zero_without_subprocess_or_the_full_scan(
+    gitrepo: GitRepo,
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    assert modules_of(gitrepo.path, "scan", "--history", "--quiet")[0] == 0  # the last result
+    code, modules = modules_of(gitrepo.path, "scan", "--history", "--quiet")
+    assert code == 0
+    assert "keysentry.scanner.git.cache" in modules
+    heavy = {"subprocess", *THE_FULL_SCAN} - {"enum"}  # `json` reads the result: `re`, `enum`
+    assert heavy.isdisjoint(modules), modules & heavy
+
+
+def test_the_history_shortcut_takes_only_a_clean_last_result_of_these_very_refs(
+    gitrepo: GitRepo,
+    rng: random.Random,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(gitrepo.path)
+    quiet_history = ["scan", "--history", "--quiet"]
+    gitrepo.commit("init", **CLEAN_TEXT)
+    assert not precheck.clean_history(".")  # no last result yet
+    assert hook.main(quiet_history) == ExitCode.CLEAN
+    assert precheck.clean_history(".")
+    key = a_key(rng)
+    gitrepo.commit("leak", **{"k.env": f"OPENAI_API_KEY={key}\n"})
+    assert not precheck.clean_history(".")  # the refs moved
+    assert hook.main(quiet_history) == ExitCode.FINDINGS
+    assert not precheck.clean_history(".")  # a result with a key in it
+    assert hook.main(quiet_history) == ExitCode.FINDINGS
+    out, err = capsys.readouterr()
+    assert key not in out + err
+
+
+def test_a_clean_last_result_does_not_pass_a_history_that_became_shallow(
+    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    tip = gitrepo.commit("more", **{"c.txt": "c\n"})
+    monkeypatch.chdir(gitrepo.path)
+    assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN
+    (gitrepo.path / ".git" / "shallow").write_text(f"{tip}\n")  # same refs, now shallow
+    assert not precheck.clean_history(".")
+    assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.ERROR
+    assert "shallow clone" in capsys.readouterr().err
+
+
+def test_a_config_keeps_the_history_shortcut_away(
+    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    monkeypatch.chdir(gitrepo.path)
+    assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN
+    gitrepo.write("keysentry.toml", "[scan]\nmax_file_size = '1 KiB'\n")  # another cache key
+    assert not precheck.clean_history(".")
+    assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN

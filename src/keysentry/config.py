@@ -23,9 +23,16 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from keysentry.errors import ConfigError
-from keysentry.scanner.precheck import CONFIG_FILES, IGNORE_FILE, mentions_keysentry, search_dirs
+from keysentry.scanner.precheck import (
+    CONFIG_FILES,
+    IGNORE_FILE,
+    mentions_keysentry,
+    search_dirs,
+)
+from keysentry.scanner.precheck import (
+    DEFAULT_MAX_FILE_SIZE as DEFAULT_MAX_FILE_SIZE,  # the default lives with the shortcut
+)
 
-DEFAULT_MAX_FILE_SIZE = 100 << 20
 _SIZE = re.compile(r"(\d+)\s*([KMG]?)(i?B)?\Z", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 

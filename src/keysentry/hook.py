@@ -50,10 +50,12 @@ _SCAN_VALUES = {
     "--branch": "branch",
 }
 _SCAN_REPEATED = {"--exclude": "exclude", "--range": "spans"}
-# The commit hooks' own options (pre-commit's, and the git hook `install-hook` writes): with
-# these alone, changes seen to be clean at a glance (scanner/precheck.py) need no full scan.
+# The machine paths' options (pre-commit's hook, the git hook `install-hook` writes, a quiet
+# history rescan): with these alone, a scan seen to come out clean at a glance
+# (scanner/precheck.py) needs no full scan.
 _PRE_COMMIT_OPTIONS = {"pre_commit": True, "quiet": True}
 _STAGED_OPTIONS = {"staged": True, "quiet": True}
+_HISTORY_OPTIONS = {"history": True, "quiet": True}  # CI's rescan: a clean last result reused
 _CLEAN = 0  # ExitCode.CLEAN, without importing `enum` (a test holds them equal)
 _PUSH_FLAGS = {"--allow-shallow": "allow_shallow"}
 _PUSH_VALUES = {"--format": "fmt"}
@@ -157,15 +159,21 @@ def _fast_command(argv: list[str]) -> tuple[Callable[[], int], bool] | None:
 
 
 def _clean_at_a_glance(paths: list[str], options: dict[str, object]) -> bool:
-    """Whether a commit hook's scan can only come out clean, seen without setting it up."""
+    """Whether a machine path's scan can only come out clean, seen without setting it up."""
     if options == _PRE_COMMIT_OPTIONS:
         from keysentry.scanner.precheck import clean_files
 
         return clean_files(paths)
-    if options == _STAGED_OPTIONS and len(paths) <= 1:
+    if len(paths) > 1:
+        return False
+    if options == _STAGED_OPTIONS:
         from keysentry.scanner.precheck import clean_staged
 
         return clean_staged(paths[0] if paths else os.curdir)
+    if options == _HISTORY_OPTIONS:
+        from keysentry.scanner.precheck import clean_history
+
+        return clean_history(paths[0] if paths else os.curdir)
     return False
 
 

@@ -56,7 +56,9 @@ def read_as_it_is(data: bytes) -> bool:
 # --- where a scan's own files are ----------------------------------------------------------
 
 CONFIG_FILES = ("keysentry.toml", "pyproject.toml")
-IGNORE_FILE = ".keysentryignore"  # the config's `ignore_file` when none says otherwise
+# The config's defaults (config.ScanConfig) when there is none: what the shortcuts scan with.
+IGNORE_FILE = ".keysentryignore"
+DEFAULT_MAX_FILE_SIZE = 100 << 20
 
 
 def search_dirs(start: str) -> list[str]:
@@ -177,7 +179,7 @@ def clean_staged(path: str) -> bool:
     then one `git cat-file --batch`), with git started without `subprocess` (`spawn`). A
     repository without commits, a shallow or bare one, a commit that adds nothing: the full
     scan, which says what it says of them."""
-    from keysentry.scanner.git.changes import STAGED_DIFF, parse_raw
+    from keysentry.scanner.git.listing import STAGED_DIFF, parse_raw
     from keysentry.scanner.git.spawn import NO_EXTERNAL, output
 
     if not os.path.isdir(path):
@@ -204,3 +206,35 @@ def clean_staged(path: str) -> bool:
     asked = "".join(f"{blob_id}\n" for blob_id in ids).encode()
     answer = output(path, "cat-file", "--batch", stdin=asked, most=_MOST_STAGED)
     return answer is not None and _all_clean_blobs(answer, len(ids))
+
+
+def clean_history(path: str) -> bool:
+    """Whether `keysentry scan --history --quiet PATH` would reuse a clean last result: the
+    refs, the detector and the options are those the result in the git dir was made with, and
+    it holds no key. Then the full scan reads nothing and exits 0 having printed nothing (its
+    notes are quiet). Without such a result (or a config, a shallow clone, no commits): the
+    full scan."""
+    from keysentry.scanner.git.cache import ResultCache
+    from keysentry.scanner.git.listing import SHOW_REFS, parse_refs
+    from keysentry.scanner.git.spawn import output
+
+    if not os.path.isdir(path):
+        return False
+    asked = ("--is-bare-repository", "--is-shallow-repository", "--git-common-dir")
+    where = output(path, "rev-parse", *asked, "--show-toplevel", most=1 << 16)
+    lines = os.fsdecode(where or b"").splitlines()
+    if len(lines) != 4 or lines[:2] != ["false", "false"]:
+        return False  # not a work tree (a bare repository has no top level), or a shallow one
+    if _holds_own_files_around(lines[3]):
+        return False
+    refs = parse_refs(output(path, *SHOW_REFS, most=1 << 26) or b"")
+    if not any(name == "HEAD" for name, _ in refs):
+        return False
+    key = {
+        "refs": [list(ref) for ref in refs],
+        "max_blob_size": DEFAULT_MAX_FILE_SIZE,
+        "shallow": False,
+        "branch": None,
+    }
+    last = ResultCache(os.path.join(path, lines[2])).load(key)
+    return last is not None and not last.get("hits") and not last.get("findings")

@@ -11,14 +11,16 @@ cache or the new one, never half of one. It holds object ids only, never content
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from pathlib import Path
-from typing import Any
+import os
 
-from keysentry.atomic import write_atomically
+TYPE_CHECKING = False  # not `typing`'s: the hooks' shortcut reads the last result (precheck)
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Any
 
 _DETECTOR_MODULES = (
-    *("keys.py", "encodings.py", "detect.py", "findings.py"),
+    *("needles.py", "keys.py", "encodings.py", "detect.py", "findings.py"),
+    "precheck.py",  # which blobs are archives, and which text has a byte order mark
     *("sources/archives.py", "sources/image.py"),  # what is searched inside an archive blob
 )
 _MAGIC = b"keysentry clean-blobs v1 "
@@ -26,8 +28,13 @@ _MAGIC = b"keysentry clean-blobs v1 "
 
 def detector_hash() -> str:
     """A hash of the code that decides whether a blob holds a key."""
-    here = Path(__file__).parent.parent  # keysentry/scanner
-    return _digest64(b"".join((here / name).read_bytes() for name in _DETECTOR_MODULES))
+    here = os.path.dirname(os.path.dirname(__file__))  # keysentry/scanner
+    return _digest64(b"".join(_read(os.path.join(here, name)) for name in _DETECTOR_MODULES))
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as file:
+        return file.read()
 
 
 def _digest64(data: bytes) -> str:
@@ -44,7 +51,7 @@ def _digest64(data: bytes) -> str:
 
 class CleanBlobCache:
     def __init__(self, git_dir: str, id_length: int) -> None:
-        self._path = Path(git_dir) / "keysentry" / "clean-blobs"
+        self._path = os.path.join(git_dir, "keysentry", "clean-blobs")
         self._id_bytes = id_length // 2
         self._header = _MAGIC + detector_hash().encode() + b"\n"
         self._known: set[bytes] = set()
@@ -53,7 +60,7 @@ class CleanBlobCache:
 
     def _load(self) -> None:
         try:
-            data = self._path.read_bytes()
+            data = _read(self._path)
         except OSError:
             return  # no cache yet, or unreadable: scan everything
         if not data.startswith(self._header):
@@ -91,11 +98,11 @@ class ResultCache:
     """
 
     def __init__(self, git_dir: str) -> None:
-        self._path = Path(git_dir) / "keysentry" / "history-result.json"
+        self._path = os.path.join(git_dir, "keysentry", "history-result.json")
 
     def load(self, key: dict[str, Any]) -> dict[str, Any] | None:
         try:
-            document = json.loads(self._path.read_text(encoding="utf-8"))
+            document = json.loads(_read(self._path))
         except (OSError, ValueError):
             return None
         if not isinstance(document, dict) or document.get("key") != {**key, **_detector()}:
@@ -107,7 +114,7 @@ class ResultCache:
         """The last result and its key when only the refs differ from `key` (same detector,
         options and shallowness): what a scan of a history that grew can start from."""
         try:
-            document = json.loads(self._path.read_text(encoding="utf-8"))
+            document = json.loads(_read(self._path))
         except (OSError, ValueError):
             return None
         if not isinstance(document, dict):
@@ -127,10 +134,14 @@ def _detector() -> dict[str, str]:
     return {"detector": detector_hash()}
 
 
-def _save(path: Path, data: bytes) -> None:
+def _save(path: str, data: bytes) -> None:
     """Replace a cache file atomically; failing to write a cache only costs speed."""
+    from pathlib import Path
+
+    from keysentry.atomic import write_atomically
+
     try:
-        path.parent.mkdir(exist_ok=True)
-        write_atomically(path, data)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_atomically(Path(path), data)
     except OSError:
         pass

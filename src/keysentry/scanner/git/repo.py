@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import NamedTuple
 
+from keysentry.scanner.git.listing import SHOW_REFS, parse_refs
 from keysentry.scanner.git.run import GitError, run_git
 
 LFS_POINTER = b"version https://git-lfs.github.com/spec/v1\n"
@@ -60,12 +61,7 @@ class Repo(NamedTuple):
     def refs(self) -> list[tuple[str, str]]:
         """(name, object id) of HEAD and every ref, annotated tags peeled to what they tag;
         sorted. Equal lists mean equal histories."""
-        out = self.git("show-ref", "--head", "--dereference", check=False)  # exit 1: no refs
-        targets: dict[str, str] = {}
-        for line in out.decode("utf-8", "surrogateescape").splitlines():
-            object_id, _, name = line.partition(" ")
-            targets[name.removesuffix("^{}")] = object_id  # the peeled line comes second
-        return sorted(targets.items())
+        return parse_refs(self.git(*SHOW_REFS, check=False))  # exit 1: no refs
 
 
 def substitution_notes(repo: Repo, refs: list[tuple[str, str]]) -> list[str]:

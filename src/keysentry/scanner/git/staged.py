@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
-from keysentry.scanner.git.changes import STAGED_DIFF, parse_raw
+from keysentry.scanner.git.listing import STAGED_DIFF, parse_raw
 from keysentry.scanner.git.reader import Unread, read_all
 from keysentry.scanner.git.repo import Repo
 from keysentry.scanner.git.run import NO_EXTERNAL, GitError

@@ -1,6 +1,7 @@
-"""What a commit of the index would change, as `git diff-index --cached` lists it: the command
-and its parser. Apart from `staged.py` (which reads the blobs) and free of its imports, because
-the staged shortcut of `precheck` lists the changes too, before anything heavy is loaded.
+"""What git lists, parsed: the changes a commit of the index would make (`git diff-index
+--cached`) and the refs (`git show-ref`). Apart from the modules that act on them (`staged.py`,
+`repo.py`) and free of their imports, because the commit hooks' shortcut (`precheck`) lists
+them too, before anything heavy is loaded.
 """
 
 from __future__ import annotations
@@ -31,3 +32,16 @@ def parse_raw(raw: bytes) -> Iterator[tuple[str, str, str | None]]:
         if new_mode == _GITLINK:
             continue
         yield path, new_id, None if set(old_id) == {"0"} else old_id
+
+
+SHOW_REFS = ("show-ref", "--head", "--dereference")
+
+
+def parse_refs(out: bytes) -> list[tuple[str, str]]:
+    """(name, object id) of HEAD and every ref in `out`, the output of SHOW_REFS, annotated
+    tags peeled to what they tag; sorted. Equal lists mean equal histories."""
+    targets: dict[str, str] = {}
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        object_id, _, name = line.partition(" ")
+        targets[name.removesuffix("^{}")] = object_id  # the peeled line comes second
+    return sorted(targets.items())
