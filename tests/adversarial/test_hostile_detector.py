@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from leaks import assert_nowhere
 
-from keygen import key_of
+from keygen import ALNUM_CHARS, BASE64URL_CHARS, half, key_of, make_key
 from keysentry.scanner import detect as detector
 from keysentry.scanner.findings import Blob, IncompleteBlob, findings_in
-from keysentry.scanner.keys import MARKER, KeyKind
+from keysentry.scanner.keys import FORMATS, MARKER, KeyKind
 
 HOSTILE_UNITS = [
     b"%54%33%42%6c",
@@ -68,3 +68,50 @@ def test_a_blob_past_the_decoding_budget_is_incomplete_with_what_was_found(
     assert [f.secret.reveal() for f in raised.value.findings] == [key]
     assert "not fully scanned" in str(raised.value)
     assert_nowhere(key, str(raised.value), raised.value.reason)
+
+
+PLACEHOLDER_LINE = b"sk-proj-" + b"a" * 40 + MARKER + b"b" * 40
+
+
+def _near_miss_lines(rng: random.Random, count: int) -> list[bytes]:
+    """Key-shaped lines that are no key: placeholder halves (the benchmark's), a random second
+    half behind a placeholder first one, another vendor's prefix, halves of unequal length."""
+    shapes = [
+        lambda: PLACEHOLDER_LINE,
+        lambda: b"sk-proj-" + b"a" * 40 + MARKER + half(rng, 40, BASE64URL_CHARS).encode(),
+        lambda: b"sk-ant-" + half(rng, 20, ALNUM_CHARS).encode() + MARKER + b"x" * 20,
+        lambda: b"sk-" + half(rng, 20, ALNUM_CHARS).encode() + MARKER + b"abcabcabcabcabcabcab",
+        lambda: b"sk-proj-" + half(rng, 58, ALNUM_CHARS).encode() + MARKER + b"Zz" * 28,
+    ]
+    return [rng.choice(shapes)() for _ in range(count)]
+
+
+def test_keys_among_key_shaped_near_misses_one_a_line_are_each_found(
+    rng: random.Random,
+) -> None:
+    """Lines that pass a key's anatomy but are no key are skipped in bulk (`detect._KeyRuns`),
+    a region at a time: every key among them is still found, wherever the regions are cut,
+    behind an escape's tail, and with a second half made of only six stretches of one
+    character (six distinct characters are the least a key's half has)."""
+    # The legacy format (`sk-`, halves of 20), its second half six stretches of one character.
+    six_key = make_key(FORMATS[0], 20, rng).key[:-20] + "".join(sorted("abcdef" + "f" * 14))
+    keys = [key_of(kind, rng).key for kind in (KeyKind.PROJECT, KeyKind.ADMIN)] + [six_key]
+    lines = _near_miss_lines(rng, 3001)
+    planted = {
+        10: f"k = {keys[0]}",  # after ten near-misses
+        680: f'"\\u0022{keys[1]}\\u0022"',  # past 64 KB; a JSON escape's tail before `sk-`
+        1400: six_key,
+        2999: keys[0],
+    }
+    for at, line in planted.items():  # between placeholders, which are never read
+        lines[at - 1 : at + 2] = [PLACEHOLDER_LINE, line.encode(), PLACEHOLDER_LINE]
+    found = detector.detect(b"\n".join(lines))
+    texts = [b"\n".join(lines)[m.start : m.end].decode() for m in found]
+    # Compared as indexes into `keys`, so that a failure never shows a key.
+    assert [keys.index(t) if t in keys else None for t in texts] == [0, 1, 2, 0]
+    encoded = b"\n".join(base64.b64encode(line) for line in lines)
+    in_base64 = detector.detect(encoded)
+    in_base64_keys = [m.key.decode() for m in in_base64]
+    assert [keys.index(k) if k in keys else None for k in in_base64_keys] == [0, 1, 2, 0]
+    for key in keys:
+        assert_nowhere(key, repr(found), repr(in_base64))

@@ -26,6 +26,7 @@ import bisect
 import functools
 import itertools
 import operator
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
@@ -108,6 +109,11 @@ _FIRST_KIND_CHUNK = 256
 _LAST_KIND_CHUNK = 4096
 
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
+# Plain hits are skipped up to the next run that can hold a key, listed this much at a time.
+_KEY_RUN_REGION = 1 << 16
+# A key's run holds the key and maybe an escape's tail before it (see _key_ending_at): a
+# longer run is a token that a key would be glued inside.
+_TOO_LONG_FOR_A_KEY = b"\1" * (_KEY_REACH + 6 + 1)
 _DASH = ord("-")
 _AND_3 = (3).__and__
 # The narrowest wrapping whose lines are read joined from where a block starts (README).
@@ -131,6 +137,22 @@ def _run_class(characters: bytes, least: int) -> _RunClass:
 
 
 _ALPHANUMERIC = bytes(sorted(BASE64URL - frozenset(b"-_")))
+
+
+@functools.cache
+def _key_tail() -> re.Pattern[bytes]:
+    """Where a key's marker can be: followed by a second half of MIN_HALF to MAX_HALF key
+    characters to the end of their run, made of at least six stretches of one character
+    (`keys.classify` asks a half for at least six distinct characters: a placeholder such as
+    `xxxx` is no key). The second half is group 2."""
+    key_char = rb"[-0-9A-Z_a-z]"
+    return re.compile(
+        re.escape(MARKER)
+        + rb"(?=(?:(%s)\1*+){6})" % key_char
+        + rb"(?=(%s{%d,%d}+)(?!%s))" % (key_char, MIN_HALF, MAX_HALF, key_char)
+    )
+
+
 _BASE64_CHARS = frozenset(_ALPHANUMERIC + b"+/_-")
 # Base64 characters as `a`, line breaks as themselves, anything else as a space.
 _SHAPE = bytes(
@@ -279,6 +301,54 @@ class _Runs:
         return start, len(flags) if end < 0 else end
 
 
+class _KeyRuns:
+    """Where the runs of key characters that can hold a key are, listed in bulk a region at a
+    time (one regex search, `_key_tail`): a plain hit in any other run needs no work, so hits
+    are skipped up to the next run listed (key-shaped near-misses one a line would otherwise
+    be read one by one)."""
+
+    def __init__(self, data: bytes, runs: _Runs) -> None:
+        self._data, self._runs = data, runs
+        self._lo = self._hi = 0
+        self._starts: list[int] = []
+        self._ends: list[int] = []
+
+    def next_from(self, pos: int) -> int:
+        """`pos` if a key's run can hold it, else where the next such run can start (or where
+        the region listed ends): no plain hit before that is in a key."""
+        if not self._lo <= pos < self._hi:
+            if pos >= len(self._data):
+                return pos
+            self._list(pos)
+        index = bisect.bisect_right(self._ends, pos)
+        if index == len(self._ends):
+            return self._hi
+        return max(pos, self._starts[index])
+
+    def _list(self, pos: int) -> None:
+        """Lists a region of whole runs from the one `pos` is in: for each marker with a tail
+        that can end a key, where its run ends, and the earliest its run can start (a key's
+        prefix and first half, and an escape's tail before it, see _key_ending_at)."""
+        flags = self._runs.flags
+        lo = flags.rfind(b"\0", 0, pos) + 1 if flags[pos] else pos
+        hi = flags.find(b"\0", pos + _KEY_RUN_REGION)
+        hi = len(self._data) if hi < 0 else hi
+        self._starts, self._ends = [], []
+        start = lo
+        while start < hi:  # runs too long to be a key's are not searched (a marker every 8 bytes)
+            too_long = flags.find(_TOO_LONG_FOR_A_KEY, start, hi)
+            stop = hi if too_long < 0 else flags.rfind(b"\0", start, too_long) + 1 or start
+            for tail in _key_tail().finditer(self._data, start, stop):
+                marker, end = tail.start(), tail.end(2)
+                self._starts.append(marker - (end - tail.end()) - MAX_PREFIX - 6)
+                self._ends.append(end)
+            if too_long < 0:
+                break
+            start = flags.find(b"\0", too_long, hi)
+            start = hi if start < 0 else start
+        self._lo, self._hi = lo, hi
+
+
 class _CharIndex:
     """How many characters that are not line breaks come before a position: the count that
     base64 groups are aligned by (see base64_views). Counted on from the last position asked,
@@ -374,6 +444,10 @@ class _Pass:
         return _Runs(self.data, _KEY_RUNS)
 
     @functools.cached_property
+    def runs_that_can_hold_keys(self) -> _KeyRuns:
+        return _KeyRuns(self.data, self.key_runs)
+
+    @functools.cached_property
     def base64_runs(self) -> _Runs:
         return _Runs(self.data, _BASE64_RUNS)
 
@@ -450,6 +524,7 @@ class _Pass:
             else:
                 self._keys_in_run(end)
                 covered = end
+        covered = self.runs_that_can_hold_keys.next_from(covered)
         if self.decoding:
             covered = min(covered, self._escapes_near(Kind.PLAIN, marker))
         return covered

@@ -353,13 +353,16 @@ def _escaped_sk() -> ahocorasick_rs.BytesAhoCorasick:
 
 
 _KEY_CHAR_HEX = rb"(?:2[dD]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF])"
+_KEY_CHAR_DECIMAL = rb"(?:45|4[89]|5[0-7]|6[5-9]|[78][0-9]|9[05]|9[7-9]|1[01][0-9]|12[0-2])"
 
 
 @functools.cache
 def _key_char_escape() -> re.Pattern[bytes]:
+    # Each branch starts with its own introducer (`%`, `\\`, `&`): the search then skips to
+    # those rather than trying every position.
+    hexes = _KEY_CHAR_HEX
     return re.compile(
-        rb"(?:%|\\x|\\u00)" + _KEY_CHAR_HEX + rb"|&#[xX]" + _KEY_CHAR_HEX + rb";"
-        rb"|&#0?(?:45|4[89]|5[0-7]|6[5-9]|[78][0-9]|9[05]|9[7-9]|1[01][0-9]|12[0-2]);"
+        rb"%%%s|\\(?:x|u00)%s|&#(?:[xX]%s;|0?%s;)" % (hexes, hexes, hexes, _KEY_CHAR_DECIMAL)
     )
 
 
