@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from keygen import make_key
+from keysentry.scanner import detect as detect_module
 from keysentry.scanner.detect import Detection, detect, search
 from keysentry.scanner.encodings import NEEDLES, Codec
 from keysentry.scanner.findings import Blob, findings_in
@@ -446,3 +447,45 @@ def test_a_single_line_value_then_a_wrapped_one_within_the_look_ahead_are_both_f
     for between in (b"\nb: ", b"\n\n", b"\n" + b"lorem ipsum.\n" * 600):
         data = b"a: " + base64.b64encode(first) + between + lines + b"\n"
         assert {m.key for m in detect(data)} == {first, second}
+
+
+@st.composite
+def wrapped_windows(draw: st.DrawFn) -> bytes:
+    """A window of wrapped base64 as the detector sees it: stretches of lines of one length
+    (blank ones too), LF, CRLF or CR, maybe starting inside a line."""
+    lines: list[bytes] = []
+    for length, count in draw(
+        st.lists(st.tuples(st.integers(0, 90), st.integers(1, 300)), max_size=12)
+    ):
+        lines += [b"A" * length] * count
+    eol = draw(st.sampled_from([b"\n", b"\r\n", b"\r"]))
+    window = eol.join(lines) + draw(st.sampled_from([b"", eol]))
+    return window[draw(st.integers(0, min(len(window), 40))) :]
+
+
+@examples(ci=300)
+@given(window=wrapped_windows(), lo_index=st.integers(0, 1000), cut=st.booleans())
+def test_block_starts_read_by_stretches_are_those_of_every_line(
+    window: bytes, lo_index: int, cut: bool
+) -> None:
+    """Where a wrapped window's lines come in a few stretches of one length (a value among
+    one-character lines), the lines that start a block are found stretch by stretch; they
+    are exactly those that listing every line finds."""
+    by_line = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    stretches = detect_module._line_stretches(by_line, most=10_000)
+    assert stretches is not None
+    assert [n for _, n in stretches] and sum(n for _, n in stretches) == by_line.count(b"\n") + 1
+    by_stretch = detect_module._block_starts_of_stretches(stretches, lo_index, cut)
+    assert by_stretch == detect_module._block_starts_of_every_line(by_line, lo_index, cut)
+
+
+def test_a_wrapped_value_among_one_character_lines_is_found() -> None:
+    """Lines that can start a block are read stretch by stretch among one-character lines
+    (the benchmark's hostile case): a wrapped value there is still read from its first line."""
+    rng = random.Random(23)
+    key = make_key(FORMATS[2], 74, rng).key.encode()
+    encoded = base64.b64encode(b"k: " + key)
+    for width in (16, 17, 64, 76):
+        value = b"\n".join(encoded[i : i + width] for i in range(0, len(encoded), width))
+        data = b"x\n" * 3000 + value + b"\n" + b"x\n" * 3000
+        assert [m.key for m in detect(data)] == [key], width

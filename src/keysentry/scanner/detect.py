@@ -847,7 +847,8 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
     last, so a line that follows one whose length differs from the line before it (or a blank
     one) and is no shorter than the line after it starts the next block. `cut`: the window
     starts inside a line, whose length then says nothing. Lines of one length (the usual
-    wrapping) are recognised in one strided pass; others are listed."""
+    wrapping) are recognised in one strided pass; lines in a few stretches of one length each
+    (a value among one-character lines) by stretch (_line_stretches); others are listed."""
     first_break = window.find(b"\n")
     if first_break < 0:
         return 0
@@ -861,6 +862,100 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
             return starts | (_BIT[(line + width - 1) & 3] if first_break != width - 1 else 0)
     if b"\r" in window:
         window = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    stretches = _line_stretches(window)
+    if stretches is None:
+        return _block_starts_of_every_line(window, lo_index, cut)
+    return _block_starts_of_stretches(stretches, lo_index, cut)
+
+
+# Base64 characters as `a`, a line break (LF) as itself: a window's lines by their lengths.
+_LINE_SHAPE = bytes(c if c == 10 else ord("a") for c in range(256))
+
+
+def _line_stretches(window: bytes, most: int = 32) -> list[tuple[int, int]] | None:
+    """The window's lines (breaks as LF) as stretches of lines of one length: (length, how
+    many), when there are at most `most`; else None. Each stretch is measured in strided
+    passes over probes that double, so that its lines are never listed one by one."""
+    shape = window.translate(_LINE_SHAPE) + b"\n"  # every line, the last too, ends with LF
+    size = len(shape)
+    stretches: list[tuple[int, int]] = []
+    pos = 0
+    while pos < size:
+        if len(stretches) == most:
+            return None
+        length = shape.find(b"\n", pos) - pos
+        step, count, probe = length + 1, 1, 16
+        while pos + count * step < size:
+            lo = pos + count * step
+            hi = min(size, lo + probe * step)
+            ends = shape[lo + length : hi : step]  # where the next lines' breaks would be
+            same = len(ends) - len(ends.lstrip(b"\n"))
+            if shape.count(b"\n", lo, lo + same * step) != same:
+                same = _lines_before_a_shorter(shape, lo, step, same)
+            count += same
+            if same < probe:
+                break
+            probe *= 2
+        stretches.append((length, count))
+        pos += count * step
+    return stretches
+
+
+def _lines_before_a_shorter(shape: bytes, lo: int, step: int, most: int) -> int:
+    """How many lines of `step - 1` characters come first at `lo`, knowing that the breaks
+    where `most` of them would end are there, and that one of them is shorter (a break
+    inside): the most lines whose span holds only their own breaks."""
+    good, bad = 0, most
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if shape.count(b"\n", lo, lo + middle * step) == middle:
+            good = middle
+        else:
+            bad = middle
+    return good
+
+
+def _block_starts_of_stretches(stretches: list[tuple[int, int]], lo_index: int, cut: bool) -> int:
+    """_block_starts from the window's stretches of lines of one length: in a stretch only its
+    first two lines can start a block (a line after two of one length does not), but in a
+    stretch of blank lines every line can, all at one character index."""
+    first = 2 if cut else 1  # the first line that can start a block: see _block_starts
+    bits, line, index = 0, 0, lo_index
+    last = len(stretches) - 1
+    for at, (length, count) in enumerate(stretches):
+        after_length = stretches[at + 1][0] if at < last else 0
+        for offset in range(min(count, 2)):
+            k = line + offset
+            if k < first:
+                continue
+            if k == 1 and first == 1:
+                bits |= _BIT[(index + offset * length) & 3]
+                continue
+            previous, earlier = _two_lengths_before(stretches, at, offset)
+            following = length if offset + 1 < count else after_length
+            if (previous != earlier or previous == 0) and length >= following:
+                bits |= _BIT[(index + offset * length) & 3]
+        if length == 0 and line + 2 >= first and (count >= 4 or (count >= 3 and at == last)):
+            bits |= _BIT[index & 3]  # blank lines after two blank ones, but the last
+        line += count
+        index += count * length
+    return bits
+
+
+def _two_lengths_before(stretches: list[tuple[int, int]], at: int, offset: int) -> tuple[int, int]:
+    """The lengths of the two lines before line `offset` (0 or 1) of stretch `at` (which is
+    not the window's first or second line)."""
+    length = stretches[at][0]
+    if offset == 1:
+        return length, stretches[at - 1][0]
+    previous_length, previous_count = stretches[at - 1]
+    if previous_count >= 2:
+        return previous_length, previous_length
+    return previous_length, stretches[at - 2][0]
+
+
+def _block_starts_of_every_line(window: bytes, lo_index: int, cut: bool) -> int:
+    """_block_starts from every line's length (line breaks as LF), listed in bulk."""
     lengths = list(map(len, window.split(b"\n")))
     line_starts = list(itertools.accumulate(lengths, initial=lo_index))
     first = 2 if cut else 1
