@@ -9,9 +9,12 @@ import bz2
 import codecs
 import gzip
 import io
+import json
 import lzma
 import os
 import random
+import subprocess
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -378,3 +381,101 @@ def test_a_config_keeps_the_history_shortcut_away(
     gitrepo.write("keysentry.toml", "[scan]\nmax_file_size = '1 KiB'\n")  # another cache key
     assert not precheck.clean_history(".")
     assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN
+
+
+# --- found in review: the shortcut and the full scan agree on odd set-ups -------------------
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo", "symlink loop"])
+def test_an_ignore_file_that_is_not_a_file_fails_the_scan_and_is_never_passed_at_a_glance(
+    kind: str, gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    monkeypatch.chdir(gitrepo.path)
+    odd = gitrepo.path / ".keysentryignore"
+    if kind == "directory":
+        odd.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(odd)
+    else:
+        odd.symlink_to(odd)
+    assert not precheck.clean_files(list(CLEAN_TEXT))
+    assert not precheck.clean_staged(".")
+    if kind != "fifo":  # git cannot commit a FIFO: only the user can put one there
+        assert hook.main(["scan", "--pre-commit", "--quiet", *CLEAN_TEXT]) == ExitCode.ERROR
+
+
+def test_a_last_history_result_missing_a_field_is_scanned_afresh_not_trusted(
+    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    monkeypatch.chdir(gitrepo.path)
+    assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN
+    stored = gitrepo.path / ".git" / "keysentry" / "history-result.json"
+    document = json.loads(stored.read_text())
+    del document["result"]["too_big"]  # as another version might have written it
+    stored.write_text(json.dumps(document))
+    assert not precheck.clean_history(".")
+    assert hook.main(["scan", "--history"]) == ExitCode.CLEAN
+    err = capsys.readouterr().err
+    assert "internal error" not in err and "history unchanged" not in err
+
+
+def test_a_fifo_in_place_of_the_last_result_is_no_result_and_no_hang(gitrepo: GitRepo) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    (gitrepo.path / ".git" / "keysentry").mkdir()
+    os.mkfifo(gitrepo.path / ".git" / "keysentry" / "history-result.json")
+    done = subprocess.run(
+        [sys.executable, "-m", "keysentry", "scan", "--history", "--quiet"],
+        cwd=gitrepo.path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_clean_result_made_with_deeper_archive_limits_does_not_pass_a_default_rescan(
+    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+    monkeypatch.chdir(gitrepo.path)
+    deeper = ["scan", "--history", "--max-archive-depth", "20"]
+    assert hook.main([*deeper, "--quiet"]) == ExitCode.CLEAN
+    assert not precheck.clean_history(".")
+    assert hook.main(deeper) == ExitCode.CLEAN
+    assert "history unchanged" in capsys.readouterr().err  # its own limits: reused
+    assert hook.main(["scan", "--history"]) == ExitCode.CLEAN
+    assert "history unchanged" not in capsys.readouterr().err  # the defaults: scanned again
+
+
+def test_with_its_output_closed_a_clean_scan_passes_and_a_finding_is_an_error(
+    gitrepo: GitRepo, rng: random.Random
+) -> None:
+    gitrepo.commit("init", **CLEAN_TEXT)
+
+    def scan(*args: str) -> subprocess.CompletedProcess[str]:
+        code = "import sys; from keysentry.cli import main; sys.exit(main(sys.argv[1:]))"
+        return subprocess.run(
+            [sys.executable, "-c", code, "scan", *args],
+            cwd=gitrepo.path,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: os.close(1),  # `keysentry … >&-`
+            timeout=60,
+            check=False,
+        )
+
+    assert scan("--pre-commit", "--quiet", *CLEAN_TEXT).returncode == ExitCode.CLEAN
+    key = a_key(rng)
+    gitrepo.write("k.env", f"OPENAI_API_KEY={key}\n")
+    closed = scan("--pre-commit", "--quiet", "k.env")
+    assert closed.returncode == ExitCode.ERROR
+    assert "standard output is closed" in closed.stderr and key not in closed.stderr
+
+
+def test_spawned_git_that_is_gone_before_reading_its_input_is_no_answer() -> None:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    assert not spawn._write_at_once(write_end, b"HEAD\n")  # EPIPE, not an exception

@@ -321,3 +321,34 @@ def test_a_cut_or_failing_git_under_the_staged_shortcut_is_never_a_pass(
     broken_git.install(limit, ending)
     assert hook.main(["scan", "--staged", "--quiet"]) == 2
     assert "incomplete scan" in capsys.readouterr().err
+
+
+def test_a_partial_clones_promisor_remote_is_never_run_to_fetch_a_missing_blob(
+    gitrepo: GitRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A repository's own `protocol.ext.allow=always` beats `-c protocol.allow=never`: reading
+    a staged blob missing from a partial clone would run its remote, an `ext::` command.
+    GIT_ALLOW_PROTOCOL beats the repository's config: nothing is fetched, and the blob that
+    could not be read makes the scan incomplete, never clean."""
+    gitrepo.commit("init", **{"a.txt": "a\n"})
+    marker = tmp_path / "fetched"
+    for name, value in (
+        ("core.repositoryformatversion", "1"),
+        ("extensions.partialClone", "origin"),
+        ("remote.origin.url", f"ext::sh -c touch% {marker}% >&2% ;false"),
+        ("remote.origin.promisor", "true"),
+        ("protocol.ext.allow", "always"),
+    ):
+        gitrepo("config", name, value)
+    missing = "1234567890" * 4
+    gitrepo("update-index", "--add", "--cacheinfo", f"100644,{missing},b.txt")
+    subprocess.run(  # the trap is real: plain git runs the remote
+        ["git", "-C", str(gitrepo.path), "cat-file", "-p", missing], capture_output=True
+    )
+    assert marker.exists()
+    marker.unlink()
+    monkeypatch.chdir(gitrepo.path)
+    from keysentry import hook
+
+    assert hook.main(["scan", "--staged", "--quiet"]) == 2
+    assert not marker.exists()

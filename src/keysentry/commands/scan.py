@@ -444,6 +444,7 @@ def wants_color(options: ScanOptions) -> bool:
         and not os.environ.get("NO_COLOR")
         and options.output is None
         and options.fmt == "text"
+        and sys.stdout is not None
         and sys.stdout.isatty()
     )
 
@@ -452,6 +453,10 @@ def write_report(result: ScanResult, options: ScanOptions) -> None:
     color = wants_color(options)
     report = render(result, options.fmt, show_secrets=options.show_secrets, color=color)
     if options.output is None:
+        if sys.stdout is None:  # started with its standard output closed (`>&-`)
+            if report:
+                raise InputError("standard output is closed: the report has nowhere to go")
+            return
         sys.stdout.write(report)
         sys.stdout.flush()
     else:

@@ -89,13 +89,19 @@ def mentions_keysentry(path: str) -> bool:
 
 
 def _holds_own_files(directory: str) -> bool:
-    """Whether a scan looking in `directory` would find a config or ignore file there."""
+    """Whether a scan looking in `directory` may find a config or ignore file there: anything
+    by those names (an ignore file that is a directory or a FIFO fails or blocks the full
+    scan, which this must not pass), or a pyproject.toml that names keysentry."""
     config, pyproject = (os.path.join(directory, name) for name in CONFIG_FILES)
     return (
-        os.path.isfile(config)
-        or os.path.isfile(os.path.join(directory, IGNORE_FILE))
-        or (os.path.isfile(pyproject) and mentions_keysentry(pyproject))
+        os.path.lexists(config)
+        or os.path.lexists(os.path.join(directory, IGNORE_FILE))
+        or (os.path.lexists(pyproject) and _may_configure(pyproject))
     )
+
+
+def _may_configure(pyproject: str) -> bool:
+    return not os.path.isfile(pyproject) or mentions_keysentry(pyproject)
 
 
 def _holds_own_files_around(root: str) -> bool:

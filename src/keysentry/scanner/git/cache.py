@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 
 TYPE_CHECKING = False  # not `typing`'s: the hooks' shortcut reads the last result (precheck)
 if TYPE_CHECKING:
     from collections.abc import Iterable
-    from typing import Any
+    from typing import Any, TypeGuard
 
 _DETECTOR_MODULES = (
     *("needles.py", "keys.py", "encodings.py", "detect.py", "findings.py"),
@@ -33,8 +34,15 @@ def detector_hash() -> str:
 
 
 def _read(path: str) -> bytes:
-    with open(path, "rb") as file:
-        return file.read()
+    """A regular file's content; OSError for anything else (a FIFO in its place would block)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path}: not a regular file")
+        with open(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
 
 
 def _digest64(data: bytes) -> str:
@@ -108,7 +116,7 @@ class ResultCache:
         if not isinstance(document, dict) or document.get("key") != {**key, **_detector()}:
             return None
         result = document.get("result")
-        return result if isinstance(result, dict) else None
+        return result if _well_formed(result) else None
 
     def load_previous(self, key: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The last result and its key when only the refs differ from `key` (same detector,
@@ -120,7 +128,7 @@ class ResultCache:
         if not isinstance(document, dict):
             return None
         old, result = document.get("key"), document.get("result")
-        if not isinstance(old, dict) or not isinstance(result, dict):
+        if not isinstance(old, dict) or not _well_formed(result):
             return None
         same = {**key, **_detector(), "refs": old.get("refs")}
         return (old, result) if old == same else None
@@ -128,6 +136,44 @@ class ResultCache:
     def save(self, key: dict[str, Any], result: dict[str, Any]) -> None:
         text = json.dumps({"key": {**key, **_detector()}, "result": result})
         _save(self._path, text.encode())
+
+
+def _well_formed(result: object) -> TypeGuard[dict[str, Any]]:
+    """Whether a stored result has every field a scan reads from it, of its type: one written
+    by another version (or by hand) is scanned afresh, never trusted in part or crashed on."""
+    if not isinstance(result, dict):
+        return False
+    hits, findings, too_big = result.get("hits"), result.get("findings"), result.get("too_big")
+    return (
+        isinstance(hits, list)
+        and all(isinstance(h, str) for h in hits)
+        and isinstance(findings, list)
+        and all(_record(f) for f in findings)
+        and isinstance(too_big, list)
+        and all(_id_and_size(t) for t in too_big)
+        and type(result.get("lfs_pointers")) is int
+    )
+
+
+def _record(finding: object) -> bool:
+    if not isinstance(finding, dict):
+        return False
+    timeline = finding.get("git")
+    return (
+        isinstance(finding.get("fingerprint"), str)
+        and isinstance(finding.get("path"), str)
+        and isinstance(timeline, dict)
+        and isinstance(timeline.get("blob"), str)
+    )
+
+
+def _id_and_size(item: object) -> bool:
+    return (
+        isinstance(item, list)
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and type(item[1]) is int
+    )
 
 
 def _detector() -> dict[str, str]:

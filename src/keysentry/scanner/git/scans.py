@@ -101,6 +101,7 @@ def scan_history(
         "max_blob_size": max_blob_size,
         "shallow": repo.shallow,
         "branch": branch,
+        **_archive_limits(),
     }
     results = ResultCache(repo.git_dir) if use_cache and not all_objects else None
     cached = results.load(key) if results else None
@@ -159,6 +160,17 @@ def scan_history(
         )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _archive_limits() -> dict[str, list[int]]:
+    """How far archives were opened, in a result's key when not the defaults: a clean result
+    made with deeper limits does not pass a scan with the defaults, which would stop short and
+    say so. (Left out when default, so that the commit hooks' shortcut, which never loads the
+    archive code, builds the same key.)"""
+    from keysentry.scanner.sources.archives import Limits, current
+
+    limits = current()
+    return {} if limits == Limits() else {"archive_limits": list(limits)}
 
 
 def _reuse(

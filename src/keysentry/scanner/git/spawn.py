@@ -47,6 +47,11 @@ _ENVIRONMENT = {
     "GIT_NO_REPLACE_OBJECTS": "1",
     "GIT_GRAFT_FILE": os.devnull,  # grafts are read from this file: none
     "GIT_TERMINAL_PROMPT": "0",
+    # No transport at all: a repository's own `protocol.<name>.allow=always` beats the command
+    # line's `protocol.allow=never`, and a partial clone's lazy fetch of a missing blob would
+    # then run its remote (`ext::<command>`). Only this variable beats the repository's config.
+    "GIT_ALLOW_PROTOCOL": "none",
+    "GIT_NO_LAZY_FETCH": "1",  # and no lazy fetch of a missing object, where git knows it
     "GIT_OPTIONAL_LOCKS": "0",  # keysentry only reads: never rewrite the index
     "GIT_PAGER": "cat",
     "PAGER": "cat",
@@ -118,7 +123,7 @@ def _write_at_once(fd: int, data: bytes) -> bool:
     os.set_blocking(fd, False)
     try:
         return not data or os.write(fd, data) == len(data)
-    except BlockingIOError:
+    except OSError:  # full (BlockingIOError), or git has gone already (BrokenPipeError)
         return False
     finally:
         os.close(fd)

@@ -50,9 +50,11 @@ def staged_blobs(
     for change in changes:
         by_id.setdefault(change.new_id, []).append(change)
     for blob_id, answer in read_all(repo, list(by_id), unread, max_size):
-        if answer is not None:
-            for change in by_id[blob_id]:
-                yield change, answer
+        if answer is None:  # what the commit would hold cannot be read: no clean verdict
+            unread.add(blob_id, "not in the object database (a partial clone's, never fetched?)")
+            continue
+        for change in by_id[blob_id]:
+            yield change, answer
 
 
 def head_blobs(repo: Repo, ids: Sequence[str], max_size: int) -> dict[str, bytes]:
