@@ -1,11 +1,12 @@
-"""Pre-commit hook latency on a typical commit (10 changed files), side by side:
+"""Pre-commit hook latency on a typical commit (10 changed files), side by side, on a clean
+commit and on one that changes a file already holding a key:
 
     python bench/bench_hook.py [--runs N]
 
 - `pre-commit run keysentry`: the hook as users run it (its environment already installed);
 - the hook's own command, `keysentry scan --pre-commit --quiet FILES`, run from the fresh
   virtualenv pre-commit built for it (keysentry and its dependencies only, bytecode compiled
-  by pip), and `keysentry scan --staged` (what `install-hook` runs) from the same venv;
+  by pip), and `keysentry scan --staged -q` (what `install-hook` runs) from the same venv;
 - `betterleaks git --staged` restricted to its OpenAI rule;
 - `python -c pass` with that venv's interpreter: the start-up no Python tool can avoid.
 
@@ -28,6 +29,7 @@ import tempfile
 from pathlib import Path
 
 from common import alternate, betterleaks, betterleaks_command, table
+from keysentry.scanner.needles import nothing_to_find
 from project_snapshot import offline_install_env, snapshot, wheelhouse
 from synthetic_repo import build
 
@@ -54,9 +56,8 @@ def main() -> None:
         **offline_install_env(wheelhouse(work / "wheels")),
         "PRE_COMMIT_HOME": str(work / "pre-commit-home"),
     }
-    pre_commit = [sys.executable, "-m", "pre_commit"]
     installed = subprocess.run(
-        [*pre_commit, "install-hooks"],
+        [sys.executable, "-m", "pre_commit", "install-hooks"],
         cwd=repo,
         env=env,
         capture_output=True,
@@ -65,14 +66,29 @@ def main() -> None:
     )
     if installed.returncode != 0:
         sys.exit(f"pre-commit install-hooks failed:\n{installed.stdout}{installed.stderr}")
-    for path in sorted(p for p in repo.rglob("*.py") if ".git" not in p.parts)[:10]:
+    os.environ.update(env)
+    hook_bin = hook_environment(work / "pre-commit-home")
+    sources = sorted(p for p in repo.rglob("*.py") if ".git" not in p.parts)
+    clean = [p for p in sources if nothing_to_find(p.read_bytes())][:10]
+    for title, files in (
+        ("A clean 10-file staged commit (what nearly every commit is)", clean),
+        ("A 10-file staged commit, one of whose files holds a key already", sources[:10]),
+    ):
+        print(f"{title}; median of {args.runs} alternating rounds.\n")
+        print(time_commit(repo, files, hook_bin, args.runs))
+        print()
+    shutil.rmtree(work)
+
+
+def time_commit(repo: Path, files: list[Path], hook_bin: Path, runs: int) -> str:
+    """Each command timed on a commit that changes `files`; the change is undone after."""
+    for path in files:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write("# a typical change\nvalue = compute(value) + 1\n")
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    os.environ.update(env)
     staged = git_output(repo, "diff", "--cached", "--name-only").split()
-    hook_bin = hook_environment(work / "pre-commit-home")
     hook_keysentry = str(hook_bin / "keysentry")
+    pre_commit = [sys.executable, "-m", "pre_commit"]
     commands = {
         "pre-commit run keysentry": [*pre_commit, "run", "keysentry"],
         "keysentry scan --pre-commit (the hook's command, its venv)": [
@@ -82,15 +98,19 @@ def main() -> None:
             "--quiet",
             *staged,
         ],
-        "keysentry scan --staged (its venv)": [hook_keysentry, "scan", "--staged", "-q"],
+        "keysentry scan --staged -q (its venv; install-hook's command)": [
+            hook_keysentry,
+            "scan",
+            "--staged",
+            "-q",
+        ],
         BETTERLEAKS: betterleaks_command("git", ".", "--staged"),
         "python -c pass (the hook venv's interpreter)": [str(hook_bin / "python"), "-c", "pass"],
     }
-    runs = alternate(commands, args.runs, cwd=repo)
-    rows = [(name, runs[name], "") for name in commands]
-    print(f"A 10-file staged commit; median of {args.runs} alternating rounds.\n")
-    print(table(rows, [BETTERLEAKS, "python -c pass (the hook venv's interpreter)"]))
-    shutil.rmtree(work)
+    timed = alternate(commands, runs, cwd=repo)
+    subprocess.run(["git", "reset", "-q", "--hard", "HEAD"], cwd=repo, check=True)
+    rows = [(name, timed[name], "") for name in commands]
+    return table(rows, [BETTERLEAKS, "python -c pass (the hook venv's interpreter)"])
 
 
 def git_output(repo: Path, *args: str) -> str:
