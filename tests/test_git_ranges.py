@@ -165,3 +165,20 @@ def test_a_blob_over_the_size_limit_in_a_range_is_named_not_read(
     whole = cli("scan", "--range", f"{base}..HEAD", str(gitrepo.path))
     assert whole.code == 1
     assert key not in result.out + result.err + whole.out + whole.err
+
+
+def test_a_submodule_commit_in_a_range_is_passed_over_and_a_missing_blob_is_unread(
+    gitrepo: GitRepo, cli: Any
+) -> None:
+    base = gitrepo.commit("init", **{"a.txt": "a\n"})
+    # A gitlink: a commit of another repository, which this one never holds.
+    gitrepo("update-index", "--add", "--cacheinfo", f"160000,{'ab' * 20},vendor/lib")
+    submodule = gitrepo.commit("add a submodule")
+    assert scan_range(cli, gitrepo.path, "--range", f"{base}..{submodule}")[0] == 0
+    # A blob this repository does not hold (as in a partial clone): no clean verdict.
+    missing = gitrepo.commit("add a blob", **{"b.txt": "soon gone\n"})
+    blob = gitrepo("rev-parse", f"{missing}:b.txt")
+    (gitrepo.path / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    code, _, err = scan_range(cli, gitrepo.path, "--range", f"{submodule}..{missing}")
+    assert code == 2
+    assert "not in the object database" in err

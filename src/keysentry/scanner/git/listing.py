@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 # Additions, copies, modifications, renames and type changes: every change that brings content.
 # Rename detection names a renamed file's HEAD blob, so its old keys are not reported as new.
 STAGED_DIFF = ("diff-index", "--cached", "-z", "--no-abbrev", "-M", "--diff-filter=ACMRT")
-_GITLINK = "160000"  # a submodule entry: a commit id, not content
+GITLINK = "160000"  # a submodule entry: a commit id, not content
 
 
 def parse_raw(raw: bytes) -> Iterator[tuple[str, str, str | None]]:
@@ -29,7 +29,7 @@ def parse_raw(raw: bytes) -> Iterator[tuple[str, str, str | None]]:
             path, i = os.fsdecode(tokens[i + 2]), i + 3
         else:
             path, i = os.fsdecode(tokens[i + 1]), i + 2
-        if new_mode == _GITLINK:
+        if new_mode == GITLINK:
             continue
         yield path, new_id, None if set(old_id) == {"0"} else old_id
 

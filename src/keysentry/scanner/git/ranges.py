@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from keysentry.scanner.git.listing import GITLINK
 from keysentry.scanner.git.provenance import Commit, CommitLog
-from keysentry.scanner.git.reader import Unread, read_all
+from keysentry.scanner.git.reader import MISSING, Unread, read_all
 from keysentry.scanner.git.repo import Repo, shallow_error
 from keysentry.scanner.git.run import GitError
 
@@ -55,8 +56,8 @@ def introduced_blobs(repo: Repo, revs: list[str]) -> tuple[dict[str, Introduced]
     for commit, changes in CommitLog(repo, *revs).commits():
         commits += 1
         for change in changes:
-            if set(change.new_id) == {"0"}:
-                continue  # a deletion
+            if set(change.new_id) == {"0"} or change.new_mode == GITLINK:
+                continue  # a deletion, or a submodule's commit: no content of this repository
             introduced.setdefault(change.new_id, Introduced(commit, set())).paths.add(change.path)
     return introduced, commits
 
@@ -65,8 +66,10 @@ def range_blobs(
     repo: Repo, introduced: dict[str, Introduced], max_size: int, unread: Unread
 ) -> Iterator[tuple[str, bytes | int]]:
     """Each introduced blob's content, or its size when over `max_size` (never read into
-    memory); submodule commits and missing objects are passed over, unreadable ones go to
-    `unread`."""
+    memory); one that cannot be read, or is not in the object database (a partial clone's),
+    goes to `unread`: what the range added is then not known clean."""
     for blob_id, answer in read_all(repo, list(introduced), unread, max_size):
-        if answer is not None:
+        if answer is None:
+            unread.add(blob_id, MISSING)
+        else:
             yield blob_id, answer

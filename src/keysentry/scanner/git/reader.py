@@ -26,6 +26,8 @@ from keysentry.scanner.git.run import GitError, popen_git
 # An answer: the content; the blob's size when it is over the size limit (not read into
 # memory); None when the object is missing or is not a blob (a gitlink, a corrupt entry).
 Answer = bytes | int | None
+# Why a blob a commit holds, or would hold, was answered as missing: it is no clean verdict.
+MISSING = "not in the object database (a partial clone's, never fetched?)"
 
 # Readers in a row that die before answering anything: then the rest is given up as unread
 # (a `git` that cannot start, or dies at once, would otherwise be restarted once per id).

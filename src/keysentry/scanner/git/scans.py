@@ -208,6 +208,7 @@ def _extend(
     cannot be exact (a commit of the last scan no longer reachable, a blob unreadable, a ref
     at a commit the replay never saw): then everything is scanned again."""
     from keysentry.scanner.git.history import scan_ids
+    from keysentry.scanner.git.listing import GITLINK
     from keysentry.scanner.git.provenance import CommitLog, extend_findings
     from keysentry.scanner.git.reader import read_blobs
     from keysentry.scanner.git.run import GitError
@@ -229,7 +230,7 @@ def _extend(
         change.new_id
         for _, changes in added
         for change in changes
-        if change.new_mode != "160000" and set(change.new_id) != {"0"}
+        if change.new_mode != GITLINK and set(change.new_id) != {"0"}
     }
     scan = scan_ids(repo, sorted(new_ids - old_hits), max_blob_size)
     if scan.unread or scan.missing or scan.incomplete:

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from typing import NamedTuple
 
 from keysentry.scanner.git.listing import STAGED_DIFF, parse_raw
-from keysentry.scanner.git.reader import Unread, read_all
+from keysentry.scanner.git.reader import MISSING, Unread, read_all
 from keysentry.scanner.git.repo import Repo
 from keysentry.scanner.git.run import NO_EXTERNAL, GitError
 
@@ -51,7 +51,7 @@ def staged_blobs(
         by_id.setdefault(change.new_id, []).append(change)
     for blob_id, answer in read_all(repo, list(by_id), unread, max_size):
         if answer is None:  # what the commit would hold cannot be read: no clean verdict
-            unread.add(blob_id, "not in the object database (a partial clone's, never fetched?)")
+            unread.add(blob_id, MISSING)
             continue
         for change in by_id[blob_id]:
             yield change, answer
