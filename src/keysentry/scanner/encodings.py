@@ -212,12 +212,16 @@ def base64_pieces(pieces: Pieces) -> Decoded:
     values = pieces.values
     front = b"A" * (pieces.lead % 4)
     first = len(values[0]) + len(front) if values else 0
-    middle = {length & 15 for length in set(map(len, values[1:-1]))} | {first & 15}
-    if len(middle) == 1:  # lines of one length (the usual wrapping): one bulk join
-        end = _LINE_ENDS[first & 15]
-        last = _LINE_ENDS[(len(values[-1]) if len(values) > 1 else first) & 15]
-        padded = front + end.join(values) + last
-        ends: list[bytes] = [end] * (len(values) - 1) + [last]
+    inner = values[1:-1]
+    middle = {length & 15 for length in set(map(len, inner))}
+    if len(values) > 1 and len(middle) <= 1:
+        # Lines of one length but maybe the first and the last (the usual wrapping, a window
+        # cut inside a line): one bulk join.
+        first_end, last = _LINE_ENDS[first & 15], _LINE_ENDS[len(values[-1]) & 15]
+        end = _LINE_ENDS[middle.pop()] if middle else b""
+        joined = end.join(inner) + end if inner else b""
+        padded = front + values[0] + first_end + joined + values[-1] + last
+        ends: list[bytes] = [first_end] + [end] * len(inner) + [last]
     else:
         ends = [_LINE_ENDS[first & 15]] + [_LINE_ENDS[len(value) & 15] for value in values[1:]]
         padded = front + b"".join(itertools.chain.from_iterable(zip(values, ends, strict=True)))
