@@ -10,6 +10,11 @@ of options, and calls the same command bodies as the CLI (`commands.scan.run`). 
 (help, completion, --version, an option it does not know, a repeated or `=`-less value it is
 unsure of, `--`, a usage error) goes to `cli.main`, which parses it as it always has. A command
 line therefore means the same on either path: this one only ever runs what click would run.
+
+The quiet forms of the hooks' and CI's scans (`--pre-commit --quiet`, `--staged --quiet`,
+`--history --quiet`, no other option) first ask scanner/precheck.py whether the scan could
+only come out clean; when it could, they exit 0 at once, as the scan would have, without
+setting it up (its imports are two thirds of a clean commit's time).
 """
 
 from __future__ import annotations
