@@ -876,7 +876,9 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
             return starts | (_BIT[(line + width - 1) & 3] if first_break != width - 1 else 0)
     if b"\r" in window:
         window = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    stretches = _line_stretches(window)
+    # Read stretch by stretch only where stretches are long (64 lines each on average, at most
+    # 32 of them): lines of varied lengths are listed at once.
+    stretches = _line_stretches(window, min(32, 1 + window.count(b"\n") // 64))
     if stretches is None:
         return _block_starts_of_every_line(window, lo_index, cut)
     return _block_starts_of_stretches(stretches, lo_index, cut)
@@ -886,7 +888,7 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
 _LINE_SHAPE = bytes(c if c == 10 else ord("a") for c in range(256))
 
 
-def _line_stretches(window: bytes, most: int = 32) -> list[tuple[int, int]] | None:
+def _line_stretches(window: bytes, most: int) -> list[tuple[int, int]] | None:
     """The window's lines (breaks as LF) as stretches of lines of one length: (length, how
     many), when there are at most `most`; else None. Each stretch is measured in strided
     passes over probes that double, so that its lines are never listed one by one."""
