@@ -351,15 +351,25 @@ class _KeyRuns:
         while start < hi:  # runs too long to be a key's are not searched (a marker every 8 bytes)
             too_long = flags.find(_TOO_LONG_FOR_A_KEY, start, hi)
             stop = hi if too_long < 0 else flags.rfind(b"\0", start, too_long) + 1 or start
-            for tail in _key_tail().finditer(self._data, start, stop):
-                marker, end = tail.start(), tail.end(2)
-                self._starts.append(marker - (end - tail.end()) - MAX_PREFIX - 6)
-                self._ends.append(end)
+            self._list_tails(start, stop)
             if too_long < 0:
                 break
             start = flags.find(b"\0", too_long, hi)
             start = hi if start < 0 else start
         self._lo, self._hi = lo, hi
+
+    def _list_tails(self, start: int, stop: int) -> None:
+        """Lists the key tails in [start, stop) (whole runs), searched from the first marker to
+        the end of the last one's longest second half (and the character after it)."""
+        data = self._data
+        first = data.find(MARKER, start, stop)
+        if first < 0:
+            return
+        last = data.rfind(MARKER, first, stop) + len(MARKER) + MAX_HALF + 1
+        for tail in _key_tail().finditer(data, first, min(stop, last)):
+            marker, end = tail.start(), tail.end(2)
+            self._starts.append(marker - (end - tail.end()) - MAX_PREFIX - 6)
+            self._ends.append(end)
 
 
 class _CharIndex:

@@ -28,6 +28,7 @@ from typing import NamedTuple
 import ahocorasick_rs
 
 from keysentry.scanner import needles
+from keysentry.scanner.keys import BASE64URL
 
 
 class Codec(str, enum.Enum):
@@ -343,36 +344,66 @@ def _token_table() -> dict[bytes, bytes]:
 # An escaped window can hold a key that the plain search did not find only if it holds the
 # key's `sk` (plain, as serialisers leave letters, or escaped) and an escape of a key character
 # (`-` as `\\u002d`, or every character); windows without both are not decoded.
+_ESCAPED_SK = (
+    b"%73%6",
+    b"\\x73\\x6",
+    b"\\u0073\\u006",
+    b"&#115;&#107;",
+    b"&#x73;&#x6",
+    b"&#X73;&#X6",
+)
+
+
 @functools.cache
 def _escaped_sk() -> ahocorasick_rs.BytesAhoCorasick:
-    forms = [
-        b"%73%6",
-        b"\\x73\\x6",
-        b"\\u0073\\u006",
-        b"&#115;&#107;",
-        b"&#x73;&#x6",
-        b"&#X73;&#X6",
-    ]
-    return ahocorasick_rs.BytesAhoCorasick(forms, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST)
-
-
-_KEY_CHAR_HEX = rb"(?:2[dD]|3[0-9]|[46][1-9a-fA-F]|[57][0-9aA]|5[fF])"
-_KEY_CHAR_DECIMAL = rb"(?:45|4[89]|5[0-7]|6[5-9]|[78][0-9]|9[05]|9[7-9]|1[01][0-9]|12[0-2])"
-
-
-@functools.cache
-def _key_char_escape() -> re.Pattern[bytes]:
-    # Each branch starts with its own introducer (`%`, `\\`, `&`): the search then skips to
-    # those rather than trying every position.
-    hexes = _KEY_CHAR_HEX
-    return re.compile(
-        rb"%%%s|\\(?:x|u00)%s|&#(?:[xX]%s;|0?%s;)" % (hexes, hexes, hexes, _KEY_CHAR_DECIMAL)
+    return ahocorasick_rs.BytesAhoCorasick(
+        list(_ESCAPED_SK), matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
     )
 
 
+@functools.cache
+def _key_char_escape() -> ahocorasick_rs.BytesAhoCorasick:
+    """Every escape of a key character: `%2D`, `\\x41`, `\\u0061` and `&#x5f;` in either case,
+    `&#45;` and `&#045;`."""
+    forms: set[str] = set()
+    for char in BASE64URL:
+        for digits in _case_variants(f"{char:02x}"):
+            forms |= {
+                f"%{digits}",
+                f"\\x{digits}",
+                f"\\u00{digits}",
+                f"&#x{digits};",
+                f"&#X{digits};",
+            }
+        forms |= {f"&#{char};", f"&#0{char};"}
+    patterns = sorted(form.encode() for form in forms)
+    return ahocorasick_rs.BytesAhoCorasick(
+        patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
+    )
+
+
+# Escapes are looked for in slices of a window that grow from the first size to the last, so
+# that the search stops soon after the first and a window full of them lists few of them.
+_FIRST_ESCAPE_SLICE, _LAST_ESCAPE_SLICE = 64, 1 << 12
+
+
+def _holds(automaton: ahocorasick_rs.BytesAhoCorasick, longest: int, window: bytes) -> bool:
+    """Whether `window` holds one of the automaton's patterns (the longest `longest` bytes)."""
+    view = memoryview(window)
+    start, size = 0, _FIRST_ESCAPE_SLICE
+    while True:
+        if automaton.find_matches_as_indexes(view[start : start + size]):
+            return True
+        if start + size >= len(window):
+            return False
+        start += size - longest + 1
+        size = min(4 * size, _LAST_ESCAPE_SLICE)
+
+
 def could_hold_escaped_key(window: bytes) -> bool:
-    has_sk = b"sk" in window or bool(_escaped_sk().find_matches_as_indexes(window))
-    return has_sk and _key_char_escape().search(window) is not None
+    longest_sk = max(map(len, _ESCAPED_SK))
+    has_sk = b"sk" in window or _holds(_escaped_sk(), longest_sk, window)
+    return has_sk and _holds(_key_char_escape(), len(b"&#0122;"), window)
 
 
 @functools.cache
