@@ -99,7 +99,7 @@ _KIND_LONGEST = {kind: max(len(n.pattern) for n in NEEDLES if n.kind is kind) fo
 # A search chunk with more hits than this switches the buffer to the per-kind search.
 _SEARCH_CHUNK = 1 << 13
 _LARGEST_SEARCH_CHUNK = 1 << 20  # chunks grow while they hold no hit
-_DENSE = 64
+_DENSE = 16
 _DENSE_PROBE = 1 << 10  # a chunk's head, searched first: see _dense_head
 # Up to this size a buffer is first searched whole: without a hit, nothing else is set up.
 _QUICK = 1 << 16
@@ -502,9 +502,11 @@ class _Pass:
                 for kind in Kind:
                     self._search_kind(kind, view, pos)
                 return
+            coverage = self.coverage
             for index, start, _ in hits:
                 needle = NEEDLES[index]
-                self._hit(needle.kind, pos + start, needle.phase)
+                if pos + start >= coverage[needle.kind]:  # else covered: skipped without a call
+                    self._hit(needle.kind, pos + start, needle.phase)
             if end == size:
                 return
             chunk = _SEARCH_CHUNK if hits else min(4 * chunk, _LARGEST_SEARCH_CHUNK)
