@@ -489,3 +489,24 @@ def test_a_wrapped_value_among_one_character_lines_is_found() -> None:
         value = b"\n".join(encoded[i : i + width] for i in range(0, len(encoded), width))
         data = b"x\n" * 3000 + value + b"\n" + b"x\n" * 3000
         assert [m.key for m in detect(data)] == [key], width
+
+
+@pytest.mark.parametrize("width", [64, 75, 76, 79])
+def test_keys_deep_inside_a_long_wrapped_block_are_each_found(width: int) -> None:
+    """Windows cut inside a block of one line length know the cut line's whole length (it is
+    read back from before the window), so its third line is not taken for a block start; every
+    key of a long block is still found, whatever the width."""
+    rng = random.Random(width)
+    keys = [make_key(FORMATS[i % 3 + 2], 74, rng).key.encode() for i in range(12)]
+    text = b"".join(b"x" * rng.randrange(20_000) + b" " + key + b"\n" for key in keys)
+    encoded = base64.b64encode(text)
+    block = b"\n".join(encoded[i : i + width] for i in range(0, len(encoded), width))
+    assert [m.key for m in detect(b"data:\n" + block + b"\n")] == keys
+
+
+def test_a_cut_window_of_lines_of_one_length_knows_its_first_line() -> None:
+    """The line a window is cut in is as long as the others once its part before the window
+    counts: no block starts at the third line; unknown (too far back), it still may."""
+    window = b"A" * 30 + b"\n" + b"\n".join([b"A" * 75] * 40)
+    assert detect_module._block_starts(window, 0, True, 45) == 0
+    assert detect_module._block_starts(window, 0, True, None) != 0

@@ -721,21 +721,21 @@ class _Pass:
         from where the hits said when a value can start inside a line (after a `/` or `+`)."""
         data, lo_index, window = self.data, index.at(lo), self.data[lo:hi]
         cut = edges[0]
+        lead: int | None = 0
+        if cut:  # the first line starts before the window: after a line break or the run's start
+            before = self.base64_runs.last_outside(max(0, lo - 2 * _REACH_WRAPPED), lo)
+            lead = lo - before - 1 if before >= 0 else None
         starts = 0
         if self.base64_runs.find_run(lo, hi, _WRAP_WIDTH) >= 0:  # a line that can start a block
-            starts = _block_starts(window, lo_index, cut)
+            starts = _block_starts(window, lo_index, cut, lead)
         joined = groups | (0 if cut else 1 << lo_index % 4) | starts
         yield from _views(base64_views(data, lo, hi, True, joined, lo_index), hi - lo, edges)
         if not self.base64_runs.holds_long_run(lo, hi):
             return
-        lead = 0
-        if cut:  # the first line starts before the window: after a line break or the run's start
-            before = self.base64_runs.last_outside(max(0, lo - 2 * _REACH_WRAPPED), lo)
-            if before < 0:  # too far back to look: read it from every alignment
-                every = base64_views(data, lo, hi, False, 0b1111, lo_index)
-                yield from _views(every, hi - lo, edges)
-                return
-            lead = lo - before - 1
+        if lead is None:  # too far back to look: read it from every alignment
+            every = base64_views(data, lo, hi, False, 0b1111, lo_index)
+            yield from _views(every, hi - lo, edges)
+            return
         yield from self._pieces_view(lo, hi, lead, edges)
         if b"/" in window or b"+" in window:
             hits_said = base64_views(data, lo, hi, False, groups, lo_index)
@@ -867,14 +867,16 @@ def _utf16_text(data: bytes) -> list[Decoded]:
     return [v for v in utf16_views(data, 0, len(data)) if v.codec is codec]
 
 
-def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
+def _block_starts(window: bytes, lo_index: int, cut: bool, lead: int | None = 0) -> int:
     """The alignments (bits, by character index) of the lines of a window of wrapped base64
     that can start a value of their own: a block's lines are all as long as its first but the
     last, so a line that follows one whose length differs from the line before it (or a blank
     one) and is no shorter than the line after it starts the next block. `cut`: the window
-    starts inside a line, whose length then says nothing. Lines of one length (the usual
-    wrapping) are recognised in one strided pass; lines in a few stretches of one length each
-    (a value among one-character lines) by stretch (_line_stretches); others are listed."""
+    starts inside a line, whose length then says nothing; but where the window's lines are
+    all of one length, that line's whole length is known when `lead` (how much of it is before
+    the window) is. Lines of one length (the usual wrapping) are recognised in one strided
+    pass; lines in a few stretches of one length each (a value among one-character lines) by
+    stretch (_line_stretches); others are listed."""
     first_break = window.find(b"\n")
     if first_break < 0:
         return 0
@@ -885,7 +887,8 @@ def _block_starts(window: bytes, lo_index: int, cut: bool) -> int:
         if breaks.count(b"\n") == len(breaks) == window.count(b"\n"):
             line = lo_index + first_break  # where the second line starts
             starts = 0 if cut else _BIT[line & 3]
-            return starts | (_BIT[(line + width - 1) & 3] if first_break != width - 1 else 0)
+            first_length = first_break + (lead or 0)  # the first line's, if `lead` is known
+            return starts | (_BIT[(line + width - 1) & 3] if first_length != width - 1 else 0)
     if b"\r" in window:
         window = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     # Read stretch by stretch only where stretches are long (64 lines each on average, at most
