@@ -49,6 +49,12 @@ THE_FULL_SCAN = {
 }
 
 
+@pytest.fixture
+def in_the_repository(gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test's repository as the working directory: where a scan looks for config last."""
+    monkeypatch.chdir(gitrepo.path)
+
+
 def a_key(rng: random.Random) -> str:
     return key_of(KeyKind.PROJECT, rng).key
 
@@ -117,11 +123,11 @@ def base64_after_wide_text(text: str) -> bytes:
         "utf-16 without a BOM",
     ],
 )
+@pytest.mark.usefixtures("in_the_repository")
 def test_a_key_the_raw_bytes_do_not_show_goes_to_the_full_scan_and_is_found(
     how: str,
     gitrepo: GitRepo,
     rng: random.Random,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     key = a_key(rng)
@@ -136,7 +142,6 @@ def test_a_key_the_raw_bytes_do_not_show_goes_to_the_full_scan_and_is_found(
     assert MARKER not in content  # what the raw bytes do not show
     gitrepo.commit("init", **CLEAN_TEXT)
     (gitrepo.path / "blob").write_bytes(content)
-    monkeypatch.chdir(gitrepo.path)
     assert not precheck.clean_files(["blob", *CLEAN_TEXT])
     assert hook.main(["scan", "--pre-commit", "--quiet", "blob", *CLEAN_TEXT]) == ExitCode.FINDINGS
     out, err = capsys.readouterr()
@@ -188,19 +193,15 @@ def test_a_config_or_ignore_file_sends_the_hook_to_the_full_scan_which_reads_it(
         assert hook.main(["scan", "--pre-commit", "--quiet", "c.txt"]) == code
 
 
-def test_another_tools_pyproject_does_not_keep_the_hook_from_its_shortcut(
-    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("in_the_repository")
+def test_another_tools_pyproject_does_not_keep_the_hook_from_its_shortcut(gitrepo: GitRepo) -> None:
     gitrepo.commit("init", **CLEAN_TEXT, **{"pyproject.toml": "[tool.black]\n"})
-    monkeypatch.chdir(gitrepo.path)
     assert precheck.clean_files(list(CLEAN_TEXT))
 
 
-def test_files_the_full_scan_reads_otherwise_or_not_at_all_go_to_it(
-    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("in_the_repository")
+def test_files_the_full_scan_reads_otherwise_or_not_at_all_go_to_it(gitrepo: GitRepo) -> None:
     gitrepo.commit("init", **CLEAN_TEXT)
-    monkeypatch.chdir(gitrepo.path)
     os.symlink("a.txt", "link")
     os.mkfifo("fifo")
     Path("big").write_bytes(b"x" * (precheck.LARGEST + 1))
@@ -218,11 +219,11 @@ def test_every_needle_anywhere_in_a_file_sends_it_to_the_full_scan(tmp_path: Pat
         assert not precheck.clean_files([str(path)]), pattern
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_a_clean_commit_ends_the_same_through_the_shortcut_and_through_click(
-    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gitrepo.commit("init", **CLEAN_TEXT)
-    monkeypatch.chdir(gitrepo.path)
     fast, click = both(capsys, ["scan", "--pre-commit", "--quiet", *CLEAN_TEXT])
     assert fast == click == (0, "", "")
 
@@ -247,13 +248,12 @@ def test_a_clean_staged_commit_exits_zero_without_subprocess_or_the_full_scan(
     assert {"subprocess", *THE_FULL_SCAN}.isdisjoint(modules), modules & THE_FULL_SCAN
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_the_staged_shortcut_reads_the_index_not_the_work_tree(
     gitrepo: GitRepo,
     rng: random.Random,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(gitrepo.path)  # where a config would be looked for last
     key = a_key(rng)
     staged_clean_files(gitrepo)
     gitrepo.write("a.txt", f"OPENAI_API_KEY={key}\n")  # on disk only: not in the commit
@@ -268,10 +268,10 @@ def test_the_staged_shortcut_reads_the_index_not_the_work_tree(
     assert key not in out + err
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_what_the_staged_shortcut_cannot_see_at_a_glance_goes_to_the_full_scan(
-    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(gitrepo.path)  # where a config would be looked for last
     path = str(gitrepo.path)
     gitrepo.write("a.txt", "first\n")
     gitrepo("add", "a.txt")
@@ -290,13 +290,12 @@ def test_what_the_staged_shortcut_cannot_see_at_a_glance_goes_to_the_full_scan(
     assert not precheck.clean_staged(str(gitrepo.path / "missing"))
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_a_staged_commit_larger_than_a_pipe_holds_is_scanned_in_full(
     gitrepo: GitRepo,
     rng: random.Random,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(gitrepo.path)  # where a config would be looked for last
     gitrepo.commit("init", **{"old.txt": "old\n"})
     for index in range(2000):  # 82 KB of blob ids: more than one write to a pipe takes
         gitrepo.write(f"f{index}.txt", f"file {index}\n")
@@ -337,13 +336,12 @@ def test_a_clean_history_rescanned_unchanged_exits_zero_without_subprocess_or_th
     assert heavy.isdisjoint(modules), modules & heavy
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_the_history_shortcut_takes_only_a_clean_last_result_of_these_very_refs(
     gitrepo: GitRepo,
     rng: random.Random,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.chdir(gitrepo.path)
     quiet_history = ["scan", "--history", "--quiet"]
     gitrepo.commit("init", **CLEAN_TEXT)
     assert not precheck.clean_history(".")  # no last result yet
@@ -359,12 +357,12 @@ def test_the_history_shortcut_takes_only_a_clean_last_result_of_these_very_refs(
     assert key not in out + err
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_a_clean_last_result_does_not_pass_a_history_that_became_shallow(
-    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gitrepo.commit("init", **CLEAN_TEXT)
     tip = gitrepo.commit("more", **{"c.txt": "c\n"})
-    monkeypatch.chdir(gitrepo.path)
     assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN
     (gitrepo.path / ".git" / "shallow").write_text(f"{tip}\n")  # same refs, now shallow
     assert not precheck.clean_history(".")
@@ -372,11 +370,9 @@ def test_a_clean_last_result_does_not_pass_a_history_that_became_shallow(
     assert "shallow clone" in capsys.readouterr().err
 
 
-def test_a_config_keeps_the_history_shortcut_away(
-    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.usefixtures("in_the_repository")
+def test_a_config_keeps_the_history_shortcut_away(gitrepo: GitRepo) -> None:
     gitrepo.commit("init", **CLEAN_TEXT)
-    monkeypatch.chdir(gitrepo.path)
     assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN
     gitrepo.write("keysentry.toml", "[scan]\nmax_file_size = '1 KiB'\n")  # another cache key
     assert not precheck.clean_history(".")
@@ -387,11 +383,11 @@ def test_a_config_keeps_the_history_shortcut_away(
 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo", "symlink loop"])
+@pytest.mark.usefixtures("in_the_repository")
 def test_an_ignore_file_that_is_not_a_file_fails_the_scan_and_is_never_passed_at_a_glance(
-    kind: str, gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch
+    kind: str, gitrepo: GitRepo
 ) -> None:
     gitrepo.commit("init", **CLEAN_TEXT)
-    monkeypatch.chdir(gitrepo.path)
     odd = gitrepo.path / ".keysentryignore"
     if kind == "directory":
         odd.mkdir()
@@ -405,11 +401,11 @@ def test_an_ignore_file_that_is_not_a_file_fails_the_scan_and_is_never_passed_at
         assert hook.main(["scan", "--pre-commit", "--quiet", *CLEAN_TEXT]) == ExitCode.ERROR
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_a_last_history_result_missing_a_field_is_scanned_afresh_not_trusted(
-    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gitrepo.commit("init", **CLEAN_TEXT)
-    monkeypatch.chdir(gitrepo.path)
     assert hook.main(["scan", "--history", "--quiet"]) == ExitCode.CLEAN
     stored = gitrepo.path / ".git" / "keysentry" / "history-result.json"
     document = json.loads(stored.read_text())
@@ -436,11 +432,11 @@ def test_a_fifo_in_place_of_the_last_result_is_no_result_and_no_hang(gitrepo: Gi
     assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.usefixtures("in_the_repository")
 def test_a_clean_result_made_with_deeper_archive_limits_does_not_pass_a_default_rescan(
-    gitrepo: GitRepo, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    gitrepo: GitRepo, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gitrepo.commit("init", **CLEAN_TEXT)
-    monkeypatch.chdir(gitrepo.path)
     deeper = ["scan", "--history", "--max-archive-depth", "20"]
     assert hook.main([*deeper, "--quiet"]) == ExitCode.CLEAN
     assert not precheck.clean_history(".")

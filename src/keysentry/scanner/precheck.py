@@ -25,6 +25,10 @@ import codecs
 import os
 import stat
 
+TYPE_CHECKING = False  # not `typing`'s: importing it costs the hook 15 ms on Python 3.11
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 # --- what a blob's first bytes say about how it is read -----------------------------------
 
 # UTF-32 first: its little-endian BOM starts with UTF-16's. (findings.py decodes by these.)
@@ -61,20 +65,26 @@ IGNORE_FILE = ".keysentryignore"
 DEFAULT_MAX_FILE_SIZE = 100 << 20
 
 
+def ancestors(directory: str) -> Iterator[str]:
+    """The physical `directory` and each of its parents, up to the root."""
+    here = os.path.realpath(directory)
+    while True:
+        yield here
+        parent = os.path.dirname(here)
+        if parent == here:
+            return
+        here = parent
+
+
 def search_dirs(start: str) -> list[str]:
     """Where a scan of `start` looks for its files: its directory and each parent up to the
     repository root (the first holding `.git`); only its directory outside a repository."""
-    directory = os.path.realpath(start if os.path.isdir(start) else os.path.dirname(start))
     chain = []
-    here = directory
-    while True:
+    for here in ancestors(start if os.path.isdir(start) else os.path.dirname(start)):
         chain.append(here)
         if os.path.exists(os.path.join(here, ".git")):
             return chain
-        parent = os.path.dirname(here)
-        if parent == here:
-            return [directory]
-        here = parent
+    return chain[:1]
 
 
 def mentions_keysentry(path: str) -> bool:
@@ -119,9 +129,21 @@ LARGEST = 8 << 20
 _MOST_STAGED = 4 * LARGEST
 
 
+def read_whole(fd: int, size: int) -> bytes:
+    """The file open on `fd`, `size` bytes by fstat: one os.read of that size (half the cost of
+    a buffered file object per small file), more if it grew or the read was short."""
+    data = os.read(fd, size + 1)
+    if len(data) == size:
+        return data
+    chunks = [data]
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _plain_file(path: str) -> bytes | None:
-    """The content of a regular file of at most LARGEST bytes, read in one call; None for
-    anything else (a symlink, a special file, a file that changes size, an error)."""
+    """The content of a regular file of at most LARGEST bytes; None for anything else (a
+    symlink, a special file, a file that changes size, an error)."""
     try:
         fd = os.open(path, OPEN_FLAGS)
     except OSError:
@@ -130,7 +152,7 @@ def _plain_file(path: str) -> bytes | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_size > LARGEST:
             return None
-        data = os.read(fd, st.st_size + 1)
+        data = read_whole(fd, st.st_size)
     except OSError:
         return None
     finally:
@@ -179,6 +201,22 @@ def _all_clean_blobs(batch: bytes, count: int) -> bool:
     return pos == len(batch)
 
 
+def _plain_work_tree(path: str) -> str | None:
+    """The git dir of the work tree at `path` when a shortcut may go on there: not bare (a
+    bare repository has no top level), not shallow, and no config or ignore file where the
+    full scan would look (from the top level up, or here). None otherwise."""
+    from keysentry.scanner.git.spawn import output
+
+    if not os.path.isdir(path):
+        return None
+    asked = ("--is-bare-repository", "--is-shallow-repository", "--git-common-dir")
+    where = output(path, "rev-parse", *asked, "--show-toplevel", most=1 << 16)
+    lines = os.fsdecode(where or b"").splitlines()
+    if len(lines) != 4 or lines[:2] != ["false", "false"] or _holds_own_files_around(lines[3]):
+        return None
+    return os.path.join(path, lines[2])
+
+
 def clean_staged(path: str) -> bool:
     """Whether `keysentry scan --staged --quiet PATH` can only find the staged changes clean:
     the same test as `clean_files`, on the index blobs a commit would add (`git diff-index`,
@@ -188,20 +226,7 @@ def clean_staged(path: str) -> bool:
     from keysentry.scanner.git.listing import STAGED_DIFF, parse_raw
     from keysentry.scanner.git.spawn import NO_EXTERNAL, output
 
-    if not os.path.isdir(path):
-        return False
-    where = output(
-        path,
-        "rev-parse",
-        "--is-bare-repository",
-        "--is-shallow-repository",
-        "--show-toplevel",
-        most=1 << 16,
-    )
-    lines = os.fsdecode(where or b"").splitlines()
-    if len(lines) != 3 or lines[:2] != ["false", "false"]:
-        return False
-    if _holds_own_files_around(lines[2]):
+    if _plain_work_tree(path) is None:
         return False
     listed = output(path, *STAGED_DIFF, *NO_EXTERNAL, "HEAD", most=1 << 24)
     if listed is None:
@@ -224,14 +249,8 @@ def clean_history(path: str) -> bool:
     from keysentry.scanner.git.listing import SHOW_REFS, parse_refs
     from keysentry.scanner.git.spawn import output
 
-    if not os.path.isdir(path):
-        return False
-    asked = ("--is-bare-repository", "--is-shallow-repository", "--git-common-dir")
-    where = output(path, "rev-parse", *asked, "--show-toplevel", most=1 << 16)
-    lines = os.fsdecode(where or b"").splitlines()
-    if len(lines) != 4 or lines[:2] != ["false", "false"]:
-        return False  # not a work tree (a bare repository has no top level), or a shallow one
-    if _holds_own_files_around(lines[3]):
+    git_dir = _plain_work_tree(path)
+    if git_dir is None:
         return False
     refs = parse_refs(output(path, *SHOW_REFS, most=1 << 26) or b"")
     if not any(name == "HEAD" for name, _ in refs):
@@ -242,5 +261,5 @@ def clean_history(path: str) -> bool:
         "shallow": False,
         "branch": None,
     }
-    last = ResultCache(os.path.join(path, lines[2])).load(key)
+    last = ResultCache(git_dir).load(key)
     return last is not None and not last.get("hits") and not last.get("findings")

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from keysentry.errors import InputError
 from keysentry.scanner.findings import Blob
-from keysentry.scanner.precheck import OPEN_FLAGS
+from keysentry.scanner.precheck import OPEN_FLAGS, ancestors, read_whole
 
 STDIN = "-"
 _DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
@@ -123,7 +123,7 @@ class FileSource:
                 return Skip(shown, _SPECIAL)
             if st.st_size > self._max_file_size:
                 return _too_big(shown, self._max_file_size)
-            data = _read_all(fd, st.st_size)
+            data = read_whole(fd, st.st_size)
         finally:
             os.close(fd)
         if len(data) > self._max_file_size:  # grew while being read
@@ -202,14 +202,11 @@ def may_be_in_work_tree(directory: str) -> bool:
     scan) would only hear that there is none, and the walk runs at once."""
     if any(os.environ.get(name) for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")):
         return True
-    here = os.path.realpath(directory)  # git looks from the physical directory up, as here
-    while True:
-        if any(os.path.lexists(os.path.join(here, name)) for name in (".git", "HEAD")):
-            return True
-        parent = os.path.dirname(here)
-        if parent == here:
-            return False
-        here = parent
+    return any(  # git looks from the physical directory up, as `ancestors` does
+        os.path.lexists(os.path.join(here, name))
+        for here in ancestors(directory)
+        for name in (".git", "HEAD")
+    )
 
 
 def _walk(directory: str) -> Iterator[str | Skip]:
@@ -287,17 +284,6 @@ def _open_deep(path: str) -> int:
         return os.open(name, OPEN_FLAGS, dir_fd=fd)
     finally:
         os.close(fd)
-
-
-def _read_all(fd: int, size: int) -> bytes:
-    # One os.read of the known size: half the cost of a buffered file object per small file.
-    data = os.read(fd, size + 1)
-    if len(data) == size:
-        return data
-    chunks = [data]  # the file changed size since fstat, or the read was short
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _check_exists(path: str) -> None:
