@@ -112,9 +112,11 @@ _LAST_KIND_CHUNK = 4096
 _HEX_DIGITS = frozenset(b"0123456789abcdefABCDEF")
 # Plain hits are skipped up to the next run that can hold a key, listed this much at a time.
 _KEY_RUN_REGION = 1 << 16
-# A key's run holds the key and maybe an escape's tail before it (see _key_ending_at): a
-# longer run is a token that a key would be glued inside.
-_TOO_LONG_FOR_A_KEY = b"\1" * (_KEY_REACH + 6 + 1)
+# A key's run holds the key and maybe an escape's tail before it (`u0022` of `\u0022`, `3D` of
+# `%3D`: at most this many characters, see _key_ending_at); a longer run is a token that a key
+# would be glued inside.
+_ESCAPE_TAIL = 6
+_TOO_LONG_FOR_A_KEY = b"\1" * (_KEY_REACH + _ESCAPE_TAIL + 1)
 _DASH = ord("-")
 _AND_3 = (3).__and__
 # The narrowest wrapping whose lines are read joined from where a block starts (README).
@@ -154,7 +156,7 @@ def _key_tail() -> re.Pattern[bytes]:
     )
 
 
-_BASE64_CHARS = frozenset(_ALPHANUMERIC + b"+/_-")
+_BASE64_CHARS = _ALPHANUMERIC + b"+/_-"
 # Base64 characters as `a`, line breaks as themselves, anything else as a space.
 _SHAPE = bytes(
     ord("a") if c in _BASE64_CHARS else c if c in b"\r\n" else ord(" ") for c in range(256)
@@ -162,8 +164,8 @@ _SHAPE = bytes(
 _KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_RUN)
 # N base64 characters carry 6N bits: the shortest key's 8 * MIN_KEY_RUN need this many.
 _BASE64_KEY_RUN = -(-8 * MIN_KEY_RUN // 6)
-_BASE64_RUNS = _run_class(_ALPHANUMERIC + b"+/_-", _BASE64_KEY_RUN)
-_WRAPPED_RUNS = _run_class(_ALPHANUMERIC + b"+/_-\r\n", _BASE64_KEY_RUN)
+_BASE64_RUNS = _run_class(_BASE64_CHARS, _BASE64_KEY_RUN)
+_WRAPPED_RUNS = _run_class(_BASE64_CHARS + b"\r\n", _BASE64_KEY_RUN)
 _HEX_RUNS = _run_class(b"0123456789abcdefABCDEF", 2 * MIN_KEY_RUN)
 
 
@@ -233,6 +235,11 @@ class _Budget:
         return True
 
 
+# Up to this many long runs in a window are found one by one with `bytes.find`; more are
+# listed in bulk (`encodings.long_runs`).
+_FEW_RUNS = 32
+
+
 class _Runs:
     """The long runs of one character class, found left to right, each once. The buffer is
     translated to 0s and 1s once, so that a run is a `bytes.find` of 1s: C speed, however
@@ -264,9 +271,9 @@ class _Runs:
         """The last position in [lo, hi) that is not of the class, or -1."""
         return self.flags.rfind(b"\0", lo, hi)
 
-    def few_long_runs(self, lo: int, hi: int, lead: int, most: int = 32) -> Pieces | None:
+    def few_long_runs(self, lo: int, hi: int, lead: int) -> Pieces | None:
         """The long runs in [lo, hi) (as `encodings.long_runs` lists them) when there are at
-        most `most`, found with `bytes.find` whatever lies between them; else None."""
+        most _FEW_RUNS, found with `bytes.find` whatever lies between them; else None."""
         flags, least = self.flags, self._runs.least
         values: list[bytes] = []
         starts: list[int] = []
@@ -278,7 +285,7 @@ class _Runs:
                 values.append(self._data[lo:pos])
                 starts.append(lo)
         lead = lead if starts else 0
-        while len(values) <= most:
+        while len(values) <= _FEW_RUNS:
             found = flags.find(self._runs.long, pos, hi)
             if found < 0:
                 at_ends = (bool(starts) and starts[0] == lo, bool(starts) and pos == hi)
@@ -295,7 +302,7 @@ class _Runs:
         return self.flags.find(b"\1" * length, lo, hi)
 
     def holds_long_run(self, lo: int, hi: int) -> bool:
-        return self.find_run(lo, hi, self._runs.least) >= 0
+        return self.flags.find(self._runs.long, lo, hi) >= 0
 
     def _run_from(self, flags: bytes, pos: int) -> tuple[int, int]:
         if pos >= len(flags):
@@ -368,7 +375,7 @@ class _KeyRuns:
         last = data.rfind(MARKER, first, stop) + len(MARKER) + MAX_HALF + 1
         for tail in _key_tail().finditer(data, first, min(stop, last)):
             marker, end = tail.start(), tail.end(2)
-            self._starts.append(marker - (end - tail.end()) - MAX_PREFIX - 6)
+            self._starts.append(marker - (end - tail.end()) - MAX_PREFIX - _ESCAPE_TAIL)
             self._ends.append(end)
 
 
@@ -447,7 +454,6 @@ class _Pass:
         self.introducers: dict[Kind, _Introducers] = {}
         self.decoding = depth < MAX_DEPTH
         self._next_sk = -_INF
-        self.hit_index = _CharIndex(data)
         self.handlers: dict[Kind, Callable[[int, int], int]] = {
             Kind.PLAIN: self._plain,
             Kind.BASE64: self._base64,
@@ -455,6 +461,12 @@ class _Pass:
             Kind.ESCAPED: self._escaped,
             Kind.UTF16: self._utf16,
         }
+
+    @functools.cached_property
+    def hit_index(self) -> _CharIndex:
+        """Characters other than line breaks counted, to give a base64 hit (and a wrapped
+        window) its alignment."""
+        return _CharIndex(self.data)
 
     @functools.cached_property
     def shape(self) -> bytes:
@@ -587,7 +599,7 @@ class _Pass:
         if not MIN_HALF <= half <= MAX_HALF:
             return None  # too short, or glued into a longer run
         # The left run holds the prefix and the first half, maybe behind an escape (`\n`, `%3D`).
-        lo = max(0, marker - half - MAX_PREFIX - 6)
+        lo = max(0, marker - half - MAX_PREFIX - _ESCAPE_TAIL)
         run_start = self.key_runs.start_of(lo, marker)
         if run_start == lo and lo > 0 and buf[lo - 1] in BASE64URL:
             return None  # the run goes on: the key is glued inside a longer token
@@ -693,9 +705,8 @@ class _Pass:
                 views += _views(decoded, hi - lo, edges)
         for lo, hi, edges, groups in _chunks(self.windows["stretch"], _REACH_BASE64, size):
             views += self._stretch_views(lo, hi, edges, groups)
-        index = _CharIndex(data)
         for lo, hi, edges, groups in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
-            views += self._wrapped_views(lo, hi, edges, groups, index)
+            views += self._wrapped_views(lo, hi, edges, groups)
         for lo, hi, edges, _ in _chunks(self.windows["hex"], _REACH_HEX, size):
             views += _views(hex_views(data, lo, hi), hi - lo, edges)
         for lo, hi, edges, _ in _chunks(self.windows["utf16"], _REACH_UTF16, size):
@@ -703,8 +714,8 @@ class _Pass:
         if self.depth == 0:
             views += [_View(v, size, (False, False)) for v in _utf16_text(data)]
         for family in ("escaped", "escaped base64"):
+            could_hold = _COULD_HOLD[family]
             for lo, hi, edges, _ in _chunks(self.windows[family], _REACH_ESCAPED, size):
-                could_hold = _COULD_HOLD[family]
                 if could_hold(data[lo:hi]):
                     bulk = unescaped(data, lo, hi)
                     view = Decoded(bulk.fast, bulk.codec, lambda s, e: (s, e))
@@ -712,14 +723,14 @@ class _Pass:
         self._search_views(views)
 
     def _wrapped_views(
-        self, lo: int, hi: int, edges: tuple[bool, bool], groups: int, index: _CharIndex
+        self, lo: int, hi: int, edges: tuple[bool, bool], groups: int
     ) -> Iterator[_View]:
         """A window of wrapped base64 read joined, as one value over its lines, with groups
         where its hits said, from the run's start when the window starts there, and from each
         line that starts a new block (see _block_starts); and, where a line is long enough to
         hold a key alone, line by line: every line from its own start (one value a line), and
         from where the hits said when a value can start inside a line (after a `/` or `+`)."""
-        data, lo_index, window = self.data, index.at(lo), self.data[lo:hi]
+        data, lo_index, window = self.data, self.hit_index.at(lo), self.data[lo:hi]
         cut = edges[0]
         lead: int | None = 0
         if cut:  # the first line starts before the window: after a line break or the run's start

@@ -28,7 +28,7 @@ from typing import NamedTuple
 import ahocorasick_rs
 
 from keysentry.scanner import needles
-from keysentry.scanner.keys import BASE64URL
+from keysentry.scanner.keys import ALNUM, BASE64URL
 
 
 class Codec(str, enum.Enum):
@@ -74,7 +74,7 @@ NEEDLES = tuple(Needle(pattern, Kind(kind), phase) for pattern, kind, phase in n
 # --- base64 -------------------------------------------------------------------------------
 
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-_BASE64_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_BASE64_ALPHABET = ALNUM | frozenset(b"+/")
 # URL-safe characters to standard ones, anything else to `/`.
 _STRETCH = bytes(
     c if c in _BASE64_ALPHABET else {ord("-"): ord("+"), ord("_"): ord("/")}.get(c, ord("/"))
@@ -354,19 +354,20 @@ _ESCAPED_SK = (
 )
 
 
-@functools.cache
-def _escaped_sk() -> ahocorasick_rs.BytesAhoCorasick:
-    return ahocorasick_rs.BytesAhoCorasick(
-        list(_ESCAPED_SK), matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
-    )
+# An automaton with the length of its longest pattern, for `_holds`.
+_Search = tuple[ahocorasick_rs.BytesAhoCorasick, int]
 
 
-@functools.cache
-def _key_char_escape() -> ahocorasick_rs.BytesAhoCorasick:
-    """Every escape of a key character: `%2D`, `\\x41`, `\\u0061` and `&#x5f;` in either case,
+def _search_for(patterns: set[bytes]) -> _Search:
+    automaton = ahocorasick_rs.BytesAhoCorasick(sorted(patterns), matchkind=needles.LEFTMOST)
+    return automaton, max(map(len, patterns))
+
+
+def _escape_forms(chars: bytes) -> set[bytes]:
+    """Every escape of each of `chars`: `%2D`, `\\x41`, `\\u0061` and `&#x5f;` in either case,
     `&#45;` and `&#045;`."""
     forms: set[str] = set()
-    for char in BASE64URL:
+    for char in chars:
         for digits in _case_variants(f"{char:02x}"):
             forms |= {
                 f"%{digits}",
@@ -376,10 +377,24 @@ def _key_char_escape() -> ahocorasick_rs.BytesAhoCorasick:
                 f"&#X{digits};",
             }
         forms |= {f"&#{char};", f"&#0{char};"}
-    patterns = sorted(form.encode() for form in forms)
-    return ahocorasick_rs.BytesAhoCorasick(
-        patterns, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST
-    )
+    return {form.encode() for form in forms}
+
+
+@functools.cache
+def _escaped_sk() -> _Search:
+    return _search_for(set(_ESCAPED_SK))
+
+
+@functools.cache
+def _key_char_escape() -> _Search:
+    """Every escape of a key character."""
+    return _search_for(_escape_forms(bytes(sorted(BASE64URL))))
+
+
+@functools.cache
+def _escaped_punctuation() -> _Search:
+    """Every escape of base64's and keys' punctuation (`+`, `/`, `=`, `-`, `_`); JSON's `\\/`."""
+    return _search_for(_escape_forms(b"+/=-_") | {b"\\/"})
 
 
 # Escapes are looked for in slices of a window that grow from the first size to the last, so
@@ -387,8 +402,9 @@ def _key_char_escape() -> ahocorasick_rs.BytesAhoCorasick:
 _FIRST_ESCAPE_SLICE, _LAST_ESCAPE_SLICE = 64, 1 << 12
 
 
-def _holds(automaton: ahocorasick_rs.BytesAhoCorasick, longest: int, window: bytes) -> bool:
-    """Whether `window` holds one of the automaton's patterns (the longest `longest` bytes)."""
+def _holds(search: _Search, window: bytes) -> bool:
+    """Whether `window` holds one of the search's patterns."""
+    automaton, longest = search
     view = memoryview(window)
     start, size = 0, _FIRST_ESCAPE_SLICE
     while True:
@@ -401,29 +417,14 @@ def _holds(automaton: ahocorasick_rs.BytesAhoCorasick, longest: int, window: byt
 
 
 def could_hold_escaped_key(window: bytes) -> bool:
-    longest_sk = max(map(len, _ESCAPED_SK))
-    has_sk = b"sk" in window or _holds(_escaped_sk(), longest_sk, window)
-    return has_sk and _holds(_key_char_escape(), len(b"&#0122;"), window)
-
-
-@functools.cache
-def _escaped_punctuation() -> ahocorasick_rs.BytesAhoCorasick:
-    """A search for every escape of base64's and keys' punctuation (`+`, `/`, `=`, `-`, `_`)."""
-    forms = [b"\\/"]
-    for char in b"+/=-_":
-        digits = f"{char:02x}"
-        for variant in _case_variants(digits):
-            forms += [f"%{variant}".encode(), f"\\x{variant}".encode(), f"\\u00{variant}".encode()]
-            forms += [f"&#x{variant};".encode(), f"&#X{variant};".encode()]
-        forms += [f"&#{char};".encode(), f"&#0{char};".encode()]
-    return ahocorasick_rs.BytesAhoCorasick(forms, matchkind=ahocorasick_rs.MATCHKIND_LEFTMOST_FIRST)
+    has_sk = b"sk" in window or _holds(_escaped_sk(), window)
+    return has_sk and _holds(_key_char_escape(), window)
 
 
 def could_hold_escaped_base64(window: bytes) -> bool:
     """Base64 with its punctuation escaped (a URL parameter, PHP's JSON) holds no `sk` to
     look for: an escape of its punctuation is what it holds."""
-    found = _escaped_punctuation().find_matches_as_indexes(window)
-    return bool(found) or could_hold_escaped_key(window)
+    return _holds(_escaped_punctuation(), window) or could_hold_escaped_key(window)
 
 
 class Unescaped(NamedTuple):
