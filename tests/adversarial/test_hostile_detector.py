@@ -62,7 +62,8 @@ def test_a_blob_past_the_decoding_budget_is_incomplete_with_what_was_found(
     key = key_of(KeyKind.ADMIN, rng).key
     monkeypatch.setattr(detector, "BUDGET_PER_BYTE", 0)
     monkeypatch.setattr(detector, "BUDGET_FLOOR", 100)
-    data = f"k = '{key}'\n".encode() + base64.b64encode(MARKER * 2000) + b"\n"
+    # Base64 that starts like a key (`sk-`), so that its windows are decoded.
+    data = f"k = '{key}'\n".encode() + base64.b64encode(b"sk-" + MARKER * 2000) + b"\n"
     with pytest.raises(IncompleteBlob) as raised:
         findings_in(Blob("f", data))
     assert [f.secret.reveal() for f in raised.value.findings] == [key]

@@ -40,6 +40,7 @@ from keysentry.scanner.encodings import (
     Pieces,
     base64_pieces,
     base64_views,
+    could_hold_base64_key,
     could_hold_escaped_base64,
     could_hold_escaped_key,
     hex_views,
@@ -104,8 +105,10 @@ _DENSE_PROBE = 1 << 10  # a chunk's head, searched first: see _dense_head
 # Up to this size a buffer is first searched whole: without a hit, nothing else is set up.
 _QUICK = 1 << 16
 _KIND_COUNT = len(Kind)
-# Per kind, chunks start small after a hit and grow while empty; once a kind has had hits, only
-# up to a size whose listing costs little even when it runs into a dense stretch.
+# Per kind, chunks start small after a hit and grow while empty: before the kind's first hit
+# as far as the whole search's chunks (a kind that never hits costs a few large calls, and the
+# one large chunk that runs into a dense stretch is listed once); after it, only up to a size
+# whose listing costs little even when it runs into a dense stretch.
 _FIRST_KIND_CHUNK = 256
 _LAST_KIND_CHUNK = 4096
 
@@ -527,9 +530,12 @@ class _Pass:
     def _search_kind(self, kind: Kind, view: memoryview, pos: int) -> None:
         """The hits of one kind from `pos` on, in chunks that start where its coverage ends:
         hits already covered are never listed."""
+        if kind is Kind.PLAIN:
+            self._search_markers(pos)
+            return
         automaton, longest = _per_kind(kind), _KIND_LONGEST[kind]
         needles, coverage = _KIND_NEEDLES[kind], self.coverage
-        size, chunk, largest = len(view), _FIRST_KIND_CHUNK, _SEARCH_CHUNK
+        size, chunk, largest = len(view), _FIRST_KIND_CHUNK, _LARGEST_SEARCH_CHUNK
         while pos < size:
             end = min(size, pos + chunk)
             hits = automaton.find_matches_as_indexes(view[pos:end])
@@ -543,6 +549,15 @@ class _Pass:
             else:
                 chunk = min(4 * chunk, largest)
             pos = max(end - longest + 1, self.coverage[kind])
+
+    def _search_markers(self, pos: int) -> None:
+        """The plain markers from `pos` on: one needle, so each is found by `bytes.find` from
+        where the coverage ends, and a dense stretch is never listed."""
+        data, coverage = self.data, self.coverage
+        at = data.find(MARKER, pos)
+        while at >= 0:
+            self._hit(Kind.PLAIN, at, 0)
+            at = data.find(MARKER, max(at + 1, coverage[Kind.PLAIN]))
 
     def _hit(self, kind: Kind, at: int, phase: int) -> None:
         if at < self.coverage[kind] or (kind is not Kind.PLAIN and not self.decoding):
@@ -699,14 +714,18 @@ class _Pass:
         aligned: dict[int, list[_Window]] = {}
         for window in self.windows["base64"]:
             aligned.setdefault(window.groups, []).append(window)
+        # A chunk of base64 without the encoded form of a key's start is not decoded at all.
         for windows in aligned.values():
             for lo, hi, edges, groups in _chunks(windows, _REACH_BASE64, size):
-                decoded = base64_views(data, lo, hi, False, groups, lo)
-                views += _views(decoded, hi - lo, edges)
+                if could_hold_base64_key(data[lo:hi]):
+                    decoded = base64_views(data, lo, hi, False, groups, lo)
+                    views += _views(decoded, hi - lo, edges)
         for lo, hi, edges, groups in _chunks(self.windows["stretch"], _REACH_BASE64, size):
-            views += self._stretch_views(lo, hi, edges, groups)
+            if could_hold_base64_key(data[lo:hi]):
+                views += self._stretch_views(lo, hi, edges, groups)
         for lo, hi, edges, groups in _chunks(self.windows["wrapped"], _REACH_WRAPPED, size):
-            views += self._wrapped_views(lo, hi, edges, groups)
+            if could_hold_base64_key(data[lo:hi]):
+                views += self._wrapped_views(lo, hi, edges, groups)
         for lo, hi, edges, _ in _chunks(self.windows["hex"], _REACH_HEX, size):
             views += _views(hex_views(data, lo, hi), hi - lo, edges)
         for lo, hi, edges, _ in _chunks(self.windows["utf16"], _REACH_UTF16, size):

@@ -416,6 +416,39 @@ def _holds(search: _Search, window: bytes) -> bool:
         size = min(4 * size, _LAST_ESCAPE_SLICE)
 
 
+# What a key starts with once a base64 layer is peeled off: `sk-` plainly, behind a partial
+# escape (`sk\u002d`, `sk%2D`, `sk&#45;`), wholly escaped, hex-encoded, in UTF-16.
+_KEY_STARTS = (
+    b"sk-",
+    b"sk\\",
+    b"sk%",
+    b"sk&",
+    *_ESCAPED_SK,
+    b"736b2d",
+    b"736B2D",
+    "sk-".encode("utf-16-le"),
+    "sk-".encode("utf-16-be"),
+)
+
+
+@functools.cache
+def _base64_key_start() -> _Search:
+    """The base64 forms of each key start, and the base64 forms of those (a value encoded
+    twice): a key encoded in base64 holds one of them whole, whatever its offset, so a
+    window of base64 without one holds no key. None holds `+` or `/`, so an escaped one is
+    escaped nowhere."""
+    once = {form for start in _KEY_STARTS for form, _ in needles.base64_forms(start)}
+    twice = {form for start in once for form, _ in needles.base64_forms(start)}
+    return _search_for(once | twice)
+
+
+def could_hold_base64_key(window: bytes) -> bool:
+    """Whether a window of base64 (maybe wrapped, maybe values among other text) could hold
+    an encoded key: it holds the encoded form of a key's start, with its line breaks taken
+    out (a line break can fall inside that form)."""
+    return _holds(_base64_key_start(), window.translate(None, b"\r\n"))
+
+
 def could_hold_escaped_key(window: bytes) -> bool:
     has_sk = b"sk" in window or _holds(_escaped_sk(), window)
     return has_sk and _holds(_key_char_escape(), window)

@@ -21,7 +21,7 @@ PLAIN, BASE64, HEX, ESCAPED, UTF16 = range(5)
 TEXT_HEAD = 8192
 
 
-def _base64_forms(text: bytes) -> list[tuple[bytes, int]]:
+def base64_forms(text: bytes) -> list[tuple[bytes, int]]:
     """The characters of base64(text) that do not depend on the bytes around it, for each of
     the three alignments `text` can have (standard and URL-safe alphabets), with the phase of
     their first character."""
@@ -42,9 +42,9 @@ def _table() -> tuple[tuple[bytes, int, int], ...]:
     """(pattern, kind, phase) of every needle; phase: where a base64 pattern's first character
     sits in its 4-character group."""
     needles = [(MARKER, PLAIN, 0)]
-    once = _base64_forms(MARKER)
+    once = base64_forms(MARKER)
     # Base64 inside base64: a docker config's `auth` inside a Kubernetes `.dockerconfigjson`.
-    twice = [form for p1, _ in once for form in _base64_forms(p1)]
+    twice = [form for p1, _ in once for form in base64_forms(p1)]
     full = once + twice
     needles += [(p, BASE64, phase) for p, phase in full]
     # Wrapped base64 can break a line inside an encoded marker; one of its halves is then
