@@ -359,6 +359,18 @@ def test_a_wholly_escaped_key_at_the_end_of_the_buffer_is_found() -> None:
     assert (match.key, match.start, match.end) == (key, 2, len(data) - 1)
 
 
+def test_a_key_with_some_letters_escaped_among_plain_ones_is_no_key() -> None:
+    """Found by the long profile in noise: escapes that decode to letters, next to plain text,
+    made a key-shaped string that nothing wrote so. Serialisers escape every character, or
+    only punctuation (the first read below); a span with both plain and escaped letters is
+    no key."""
+    key = make_key(FORMATS[0], 20, random.Random(7)).key.encode()
+    punctuation_only = key.replace(b"-", b"\\x2d")
+    letters_too = punctuation_only[:-3] + b"".join(b"\\x%02x" % c for c in key[-3:])
+    assert [m.key for m in detect(b" " + punctuation_only + b" ")] == [key]
+    assert detect(b" " + letters_too + b" ") == []
+
+
 def test_a_truncated_key_in_unpadded_base64_is_not_completed_by_text_on_the_next_line() -> None:
     """Found by Hypothesis: a key one character short, base64 without padding, followed on the
     next line by a base64 character, reads as wrapped base64 holding a whole key. Text that

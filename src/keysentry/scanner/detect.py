@@ -43,6 +43,7 @@ from keysentry.scanner.encodings import (
     could_hold_base64_key,
     could_hold_escaped_base64,
     could_hold_escaped_key,
+    escapes_some_alphanumerics,
     hex_views,
     long_runs,
     unescaped,
@@ -126,6 +127,7 @@ _AND_3 = (3).__and__
 _WRAP_WIDTH = 16
 
 
+_ESCAPES = (Codec.ESCAPE, Codec.PERCENT)
 # What an escaped window must hold to be decoded, by the kind of hit that asked for it.
 _COULD_HOLD = {"escaped": could_hold_escaped_key, "escaped base64": could_hold_escaped_base64}
 
@@ -851,6 +853,8 @@ class _Pass:
 
     def _add_outer(self, inner: Match, view: Decoded) -> None:
         start, end = view.locate(inner.start, inner.end)
+        if view.codec in _ESCAPES and escapes_some_alphanumerics(self.data[start:end]):
+            return  # letters escaped one by one among plain ones: not a key's writing
         encoding = (view.codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
         self.found.setdefault((match.start, match.key), match)

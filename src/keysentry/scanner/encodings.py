@@ -28,7 +28,7 @@ from typing import NamedTuple
 import ahocorasick_rs
 
 from keysentry.scanner import needles
-from keysentry.scanner.keys import ALNUM, BASE64URL
+from keysentry.scanner.keys import ALNUM
 
 
 class Codec(str, enum.Enum):
@@ -342,8 +342,9 @@ def _token_table() -> dict[bytes, bytes]:
 
 
 # An escaped window can hold a key that the plain search did not find only if it holds the
-# key's `sk` (plain, as serialisers leave letters, or escaped) and an escape of a key character
-# (`-` as `\\u002d`, or every character); windows without both are not decoded.
+# key's start escaped: `sk` and its `-` escaped (a serialiser that escapes `-` escapes the one
+# after `sk`: `sk\\u002d`, `sk&#45;`), or every character escaped from `s` on; windows without
+# one are not decoded.
 _ESCAPED_SK = (
     b"%73%6",
     b"\\x73\\x6",
@@ -381,14 +382,8 @@ def _escape_forms(chars: bytes) -> set[bytes]:
 
 
 @functools.cache
-def _escaped_sk() -> _Search:
-    return _search_for(set(_ESCAPED_SK))
-
-
-@functools.cache
-def _key_char_escape() -> _Search:
-    """Every escape of a key character."""
-    return _search_for(_escape_forms(bytes(sorted(BASE64URL))))
+def _escaped_key_start() -> _Search:
+    return _search_for({b"sk" + dash for dash in _escape_forms(b"-")} | set(_ESCAPED_SK))
 
 
 @functools.cache
@@ -444,20 +439,38 @@ def _base64_key_start() -> _Search:
 
 def could_hold_base64_key(window: bytes) -> bool:
     """Whether a window of base64 (maybe wrapped, maybe values among other text) could hold
-    an encoded key: it holds the encoded form of a key's start, with its line breaks taken
-    out (a line break can fall inside that form)."""
-    return _holds(_base64_key_start(), window.translate(None, b"\r\n"))
+    an encoded key: it holds the encoded form of a key's start, as it is or with its line
+    breaks taken out (a line break can fall inside that form)."""
+    search = _base64_key_start()
+    if _holds(search, window):
+        return True
+    has_breaks = b"\n" in window or b"\r" in window
+    return has_breaks and _holds(search, window.translate(None, b"\r\n"))
 
 
 def could_hold_escaped_key(window: bytes) -> bool:
-    has_sk = b"sk" in window or _holds(_escaped_sk(), window)
-    return has_sk and _holds(_key_char_escape(), window)
+    return _holds(_escaped_key_start(), window)
 
 
 def could_hold_escaped_base64(window: bytes) -> bool:
     """Base64 with its punctuation escaped (a URL parameter, PHP's JSON) holds no `sk` to
     look for: an escape of its punctuation is what it holds."""
     return _holds(_escaped_punctuation(), window) or could_hold_escaped_key(window)
+
+
+_ALNUM_BYTES = bytes(sorted(ALNUM))
+
+
+def escapes_some_alphanumerics(span: bytes) -> bool:
+    """Whether `span` writes some of its letters or digits plainly and others as escapes
+    (`s\\u006b-…`): no serialiser writes a key so (they escape every character, or only
+    punctuation), and random text with escapes in it does; such a span is read as no key."""
+    parts = _token().split(span)
+    plain = b"".join(parts[0::2])
+    if len(plain.translate(None, _ALNUM_BYTES)) == len(plain):
+        return False
+    table = _token_table()
+    return any(table.get(token, _NOT_ASCII)[0] in ALNUM for token in parts[1::2])
 
 
 class Unescaped(NamedTuple):
