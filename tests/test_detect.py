@@ -97,6 +97,21 @@ def test_the_same_key_plain_and_encoded_is_found_at_both_places(rng: random.Rand
     assert [(m.key, m.encoding) for m in matches] == [(key, ()), (key, (Codec.BASE64,))]
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("before", [b"", b"A", b'"', b"\x01", b"\xc3", b"\x00"])
+@pytest.mark.parametrize("after", [b"", b"\x00", b"\x00\x00"])
+def test_a_utf16_key_at_either_parity_after_any_byte_is_found_once(
+    codec: str, before: bytes, after: bytes, rng: random.Random
+) -> None:
+    """A UTF-16 string one byte into binary data: read from even offsets only, its first
+    character merged with the byte before it, and the key was lost (a `"` before a
+    little-endian key, a letter before a big-endian one)."""
+    key = every_format(rng)[2].key.encode()
+    for around in (b"", b"\xfe\xfa" * 20_000):  # at the buffer's ends, and inside binary data
+        matches = detect(around + before + key.decode().encode(codec) + after + around)
+        assert [m.key for m in matches] == [key], (codec, before, after, len(around))
+
+
 def test_random_bytes_around_markers_raise_no_finding(rng: random.Random) -> None:
     noise = bytes(rng.randrange(256) for _ in range(200_000))
     data = MARKER.join(noise[i : i + 1000] for i in range(0, len(noise), 1000))

@@ -128,6 +128,7 @@ _WRAP_WIDTH = 16
 
 
 _ESCAPES = (Codec.ESCAPE, Codec.PERCENT)
+_UTF16 = (Codec.UTF16LE, Codec.UTF16BE)
 # What an escaped window must hold to be decoded, by the kind of hit that asked for it.
 _COULD_HOLD = {"escaped": could_hold_escaped_key, "escaped base64": could_hold_escaped_base64}
 
@@ -731,7 +732,7 @@ class _Pass:
         for lo, hi, edges, _ in _chunks(self.windows["hex"], _REACH_HEX, size):
             views += _views(hex_views(data, lo, hi), hi - lo, edges)
         for lo, hi, edges, _ in _chunks(self.windows["utf16"], _REACH_UTF16, size):
-            views += _views(utf16_views(data, lo, hi), hi - lo, edges)
+            views += _views(utf16_views(data, lo, hi, odd_too=True), hi - lo, edges)
         if self.depth == 0:
             views += [_View(v, size, (False, False)) for v in _utf16_text(data)]
         for family in ("escaped", "escaped base64"):
@@ -851,10 +852,19 @@ class _Pass:
             if not view._replace(decoded=exact).near_cut_edge(inner):
                 self._add_outer(inner, exact)
 
+    def _read_at_other_parity(self, start: int, key: bytes) -> bool:
+        found = self.found
+        return any(
+            (at, key) in found and found[at, key].encoding[0] in _UTF16
+            for at in (start - 1, start + 1)
+        )
+
     def _add_outer(self, inner: Match, view: Decoded) -> None:
         start, end = view.locate(inner.start, inner.end)
         if view.codec in _ESCAPES and escapes_some_alphanumerics(self.data[start:end]):
             return  # letters escaped one by one among plain ones: not a key's writing
+        if view.codec in _UTF16 and self._read_at_other_parity(start, inner.key):
+            return  # the same UTF-16 key, already read from the other parity (utf16_views)
         encoding = (view.codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
         self.found.setdefault((match.start, match.key), match)

@@ -288,13 +288,26 @@ def _strided_locator(first: int, width: int) -> Callable[[int, int], tuple[int, 
 _NONZERO_TO_FF = bytes([0] + [0xFF] * 255)
 
 
-def utf16_views(buf: bytes, lo: int, hi: int) -> Iterator[Decoded]:
+def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator[Decoded]:
     """`buf[lo:hi]` read as UTF-16 LE and BE in code units that start at even offsets of
-    `buf`, one byte per code unit: ASCII as itself, anything else as 0xFF.
+    `buf` (the way a file that starts at offset 0 is), and with `odd_too` at odd offsets
+    as well, one byte per code unit: ASCII as itself, anything else as 0xFF.
 
-    ASCII text in UTF-16 reads the same in LE from one offset and in BE from the next, so
-    each parity of the characters is read once: the way a file that starts at offset 0 is."""
-    first = lo + lo % 2
+    ASCII text in UTF-16 reads the same in LE from one offset and in BE from the next, but
+    for its first character: a string at an odd offset inside binary data (after one byte)
+    is whole only when read at its own parity. Where one even reading is all ASCII, the
+    window is one text that both parities read alike but for their first and last units:
+    the odd readings then add nothing unless the window starts or ends the buffer (inside
+    it, a match that near a window's end is found whole in the next)."""
+    even = lo + lo % 2
+    readings = list(_utf16_readings(buf, even, hi))
+    yield from readings
+    mixed = all(_NOT_ASCII in reading.data for reading in readings)
+    if odd_too and (mixed or lo == 0 or hi >= len(buf)):
+        yield from _utf16_readings(buf, even + 1, hi)
+
+
+def _utf16_readings(buf: bytes, first: int, hi: int) -> Iterator[Decoded]:
     units = buf[first : first + (hi - first) // 2 * 2]
     for codec, low, high in ((Codec.UTF16LE, 0, 1), (Codec.UTF16BE, 1, 0)):
         mask = units[high::2].translate(_NONZERO_TO_FF)
