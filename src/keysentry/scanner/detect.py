@@ -27,7 +27,7 @@ import functools
 import itertools
 import operator
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import ahocorasick_rs
@@ -37,6 +37,7 @@ from keysentry.scanner.encodings import (
     Codec,
     Decoded,
     Kind,
+    Needle,
     Pieces,
     base64_pieces,
     base64_views,
@@ -46,6 +47,7 @@ from keysentry.scanner.encodings import (
     escapes_some_alphanumerics,
     hex_views,
     long_runs,
+    regular_lines,
     unescaped,
     utf16_views,
 )
@@ -94,6 +96,17 @@ def _per_kind(kind: Kind) -> ahocorasick_rs.BytesAhoCorasick:
     """The needles of one kind: built when a buffer first needs its kinds searched apart."""
     patterns = [n.pattern for n in NEEDLES if n.kind is kind]
     return ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=LEFTMOST)
+
+
+_ENCODED_KINDS = [kind for kind in Kind if kind is not Kind.PLAIN]
+
+
+@functools.cache
+def _encoded() -> tuple[ahocorasick_rs.BytesAhoCorasick, list[Needle], int]:
+    """Every needle but the plain marker, searched together in a dense stretch of markers."""
+    needles = [n for n in NEEDLES if n.kind is not Kind.PLAIN]
+    automaton = ahocorasick_rs.BytesAhoCorasick([n.pattern for n in needles], matchkind=LEFTMOST)
+    return automaton, needles, max(len(n.pattern) for n in needles)
 
 
 _KIND_NEEDLES = {kind: [n for n in NEEDLES if n.kind is kind] for kind in Kind}
@@ -216,16 +229,18 @@ def search(data: bytes) -> Detection:
     return Detection(matches, reason)
 
 
-def _dense_head(view: memoryview, pos: int, end: int) -> bool:
+def _dense_head(
+    automaton: ahocorasick_rs.BytesAhoCorasick, view: memoryview, pos: int, end: int, longest: int
+) -> bool:
     """Whether the search chunk [pos, end) holds more than _DENSE hits, as its head already
     shows: listing a hit costs the library about 0.3 µs, so a dense chunk is not listed whole
-    only to be searched again kind by kind. The search is leftmost-first, so the head's hits
-    that start more than _LONGEST before its end are the chunk's own."""
+    only to be searched again another way. The search is leftmost-first, so the head's hits
+    that start more than `longest` before its end are the chunk's own."""
     head = pos + _DENSE_PROBE
     if head >= end:
         return False
-    hits = SEARCH.find_matches_as_indexes(view[pos:head])
-    return len(hits) > _DENSE and hits[_DENSE][1] < _DENSE_PROBE - _LONGEST
+    hits = automaton.find_matches_as_indexes(view[pos:head])
+    return len(hits) > _DENSE and hits[_DENSE][1] < _DENSE_PROBE - longest
 
 
 class _Budget:
@@ -509,33 +524,52 @@ class _Pass:
     # --- the search -----------------------------------------------------------------------
 
     def _search(self) -> None:
-        data, size = self.data, len(self.data)
-        view = memoryview(data)
-        pos, chunk = 0, _SEARCH_CHUNK
+        view = memoryview(self.data)
+        dense_at = self._search_together(view, 0, SEARCH, NEEDLES, _LONGEST)
+        if dense_at is None:
+            return
+        # A dense stretch: the plain markers are found one by one from where their coverage
+        # ends, and the encoded needles together, each kind apart only if they too are dense.
+        self._search_markers(dense_at)
+        encoded = _encoded()
+        dense_at = self._search_together(view, dense_at, *encoded)
+        if dense_at is not None:
+            for kind in _ENCODED_KINDS:
+                self._search_kind(kind, view, dense_at)
+
+    def _search_together(
+        self,
+        view: memoryview,
+        pos: int,
+        automaton: ahocorasick_rs.BytesAhoCorasick,
+        needles: Sequence[Needle],
+        longest: int,
+    ) -> int | None:
+        """The hits of `automaton` from `pos` on, in chunks that grow while they hold none;
+        where a chunk is dense (more than _DENSE hits), where it starts, and the rest is left
+        to the caller."""
+        size, coverage = len(view), self.coverage
+        chunk = _SEARCH_CHUNK
         while pos < size:
             end = min(size, pos + chunk)
-            dense = chunk == _SEARCH_CHUNK and _dense_head(view, pos, end)
-            hits = [] if dense else SEARCH.find_matches_as_indexes(view[pos:end])
-            if dense or len(hits) > _DENSE:
-                for kind in Kind:
-                    self._search_kind(kind, view, pos)
-                return
-            coverage = self.coverage
+            if chunk == _SEARCH_CHUNK and _dense_head(automaton, view, pos, end, longest):
+                return pos
+            hits = automaton.find_matches_as_indexes(view[pos:end])
+            if len(hits) > _DENSE:
+                return pos
             for index, start, _ in hits:
-                needle = NEEDLES[index]
+                needle = needles[index]
                 if pos + start >= coverage[needle.kind]:  # else covered: skipped without a call
                     self._hit(needle.kind, pos + start, needle.phase)
             if end == size:
-                return
+                return None
             chunk = _SEARCH_CHUNK if hits else min(4 * chunk, _LARGEST_SEARCH_CHUNK)
-            pos = end - _LONGEST + 1
+            pos = end - longest + 1
+        return None
 
     def _search_kind(self, kind: Kind, view: memoryview, pos: int) -> None:
         """The hits of one kind from `pos` on, in chunks that start where its coverage ends:
         hits already covered are never listed."""
-        if kind is Kind.PLAIN:
-            self._search_markers(pos)
-            return
         automaton, longest = _per_kind(kind), _KIND_LONGEST[kind]
         needles, coverage = _KIND_NEEDLES[kind], self.coverage
         size, chunk, largest = len(view), _FIRST_KIND_CHUNK, _LARGEST_SEARCH_CHUNK
@@ -782,7 +816,12 @@ class _Pass:
         it (0: that run is not read here). The view's ends are cut only where its first run
         starts at the window's cut start, or its last ends at the cut end."""
         pieces = self.base64_runs.few_long_runs(lo, hi, lead)
-        if pieces is None:  # many: listed in bulk
+        if pieces is None:  # many: lines of one length are read without listing them
+            regular = regular_lines(self.data, lo, hi, lead, _BASE64_KEY_RUN)
+            if regular is not None:
+                decoded, (at_lo, at_hi) = regular
+                yield _View(decoded, hi - lo, (edges[0] and at_lo, edges[1] and at_hi))
+                return
             pieces = long_runs(self.data, lo, hi, lead, _BASE64_KEY_RUN)
         if pieces.values:
             at_lo, at_hi = pieces.at_ends

@@ -244,6 +244,65 @@ def base64_pieces(pieces: Pieces) -> Decoded:
     return Decoded(data, Codec.BASE64, _base64_locator(0, len(padded), position))
 
 
+_BASE64_AND_LF = bytes(sorted(_BASE64_ALPHABET | frozenset(b"-_\n")))
+
+
+def regular_lines(
+    buf: bytes, lo: int, hi: int, lead: int, least: int
+) -> tuple[Decoded, tuple[bool, bool]] | None:
+    """`base64_pieces(long_runs(buf, lo, hi, lead, least))` and its pieces' `at_ends`, for a
+    window of lines of one length (the usual wrapping; its first and last lines may be cut
+    short) at least `least` long, read without listing its lines; None for any other
+    window. The same bytes, one bulk replace where the lines would be split and joined."""
+    window = buf[lo:hi]
+    first_break, last_break = window.find(b"\n"), window.rfind(b"\n")
+    if first_break == last_break:  # none, or one: two lines at most
+        return None
+    width = window.find(b"\n", first_break + 1) - first_break - 1
+    middle = window[first_break + 1 : last_break]
+    lines = (len(middle) + 1) // (width + 1)
+    if (
+        width < least
+        or lines * (width + 1) - 1 != len(middle)
+        or middle[width :: width + 1] != b"\n" * (lines - 1)
+        or window.translate(None, _BASE64_AND_LF)
+    ):
+        return None
+    first, last = window[:first_break], window[last_break + 1 :]
+    if lo > 0 and first and _NOT_BASE64_TO_NUL[buf[lo - 1]]:  # a run from before `lo`
+        keep_first = lead > 0 and lead + len(first) >= least
+    else:
+        keep_first = len(first) >= least
+    keep_last = len(last) >= least
+    end = _LINE_ENDS[width & 15]
+    parts = [middle.replace(b"\n", end), end]
+    front = b""
+    if keep_first:
+        front = b"A" * (lead % 4)
+        parts[:0] = [front, first, _LINE_ENDS[(len(front) + len(first)) & 15]]
+    if keep_last:
+        parts += [last, _LINE_ENDS[len(last) & 15]]
+    padded = b"".join(parts)
+    if b"-" in padded or b"_" in padded:
+        padded = padded.translate(_TO_STANDARD)
+    # Where each piece starts in `padded` and in `buf`: the lines step by one width each.
+    middle_at = sum(map(len, parts[:3])) if keep_first else 0
+    step = width + len(end)
+    last_at, last_start = middle_at + lines * step, lo + last_break + 1
+
+    def position(index: int) -> int:
+        if keep_first and index < middle_at:
+            return lo + min(max(0, index - len(front)), len(first))
+        if keep_last and index >= last_at:
+            return last_start + min(index - last_at, len(last))
+        line = min(max(0, (index - middle_at) // step), lines - 1)
+        offset = min(max(0, index - middle_at - line * step), width)
+        return lo + first_break + 1 + line * (width + 1) + offset
+
+    located = _base64_locator(0, len(padded), position)
+    return Decoded(binascii.a2b_base64(padded), Codec.BASE64, located), (keep_first, keep_last)
+
+
 def _stripped_positions(window: bytes, lo: int, inserted: int) -> Callable[[int], int]:
     """Maps an index in the window with each line break replaced by `inserted` characters to
     its offset in the buffer; the line breaks are listed only when a match asks."""
