@@ -28,7 +28,13 @@ from hypothesis import strategies as st
 from keygen import make_key
 from keysentry.scanner import detect as detect_module
 from keysentry.scanner.detect import Detection, detect, search
-from keysentry.scanner.encodings import NEEDLES, Codec
+from keysentry.scanner.encodings import (
+    NEEDLES,
+    Codec,
+    base64_pieces,
+    long_runs,
+    regular_lines,
+)
 from keysentry.scanner.findings import Blob, findings_in
 from keysentry.scanner.keys import BASE64URL, FORMATS, MARKER
 
@@ -475,6 +481,40 @@ def wrapped_windows(draw: st.DrawFn) -> bytes:
     eol = draw(st.sampled_from([b"\n", b"\r\n", b"\r"]))
     window = eol.join(lines) + draw(st.sampled_from([b"", eol]))
     return window[draw(st.integers(0, min(len(window), 40))) :]
+
+
+@st.composite
+def lines_of_one_length(draw: st.DrawFn) -> tuple[bytes, int, int, int]:
+    """A buffer of base64 lines of one length between other text, a window of it that may
+    start and end inside a line, and how much of its first line is before the window."""
+    width = draw(st.integers(60, 130))
+    alphabet = draw(st.sampled_from([b"AZaz09+/", b"AZaz09-_", b"ab"]))
+    rng = random.Random(draw(st.integers(0, 2**32)))
+    lines = [bytes(rng.choice(alphabet) for _ in range(width)) for _ in range(rng.randint(1, 9))]
+    buf = draw(st.sampled_from([b"", b" ", b"QQ", b"x\n"])) + b"\n".join(lines)
+    buf += draw(st.sampled_from([b"", b" ", b"ZZ", b"\n"]))
+    lo = draw(st.integers(0, min(len(buf), width + 3)))
+    hi = draw(st.integers(max(lo, len(buf) - width - 3), len(buf)))
+    return buf, lo, hi, draw(st.sampled_from([0, 1, 2, 3, 70]))
+
+
+@examples(ci=300)
+@given(case=lines_of_one_length())
+def test_lines_of_one_length_read_in_bulk_are_the_lines_listed_one_by_one(
+    case: tuple[bytes, int, int, int],
+) -> None:
+    """`regular_lines` reads a window of lines of one length without listing them: the same
+    decoded bytes, ends and locations as listing its runs (`long_runs`, `base64_pieces`)."""
+    buf, lo, hi, lead = case
+    regular = regular_lines(buf, lo, hi, lead, 68)
+    if regular is None:
+        return
+    decoded, at_ends = regular
+    pieces = long_runs(buf, lo, hi, lead, 68)
+    listed = base64_pieces(pieces)
+    assert (decoded.data, at_ends) == (listed.data, pieces.at_ends)
+    for start in range(0, len(listed.data) - 7, 5):
+        assert decoded.locate(start, start + 7) == listed.locate(start, start + 7)
 
 
 @examples(ci=300)
