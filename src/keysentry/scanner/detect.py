@@ -12,9 +12,13 @@ comparisons:
   hits inside a run already read, or a window already asked for, are skipped;
 - a key is a run of at least MIN_KEY_RUN key characters, and its encoded forms are runs too:
   the long runs are found once, left to right, and hits outside them are skipped in bulk;
-- windows are merged before they are decoded, so each byte is decoded once per view;
-- when a chunk of the buffer holds many hits, each kind is searched on its own, in chunks that
-  start where its coverage ends, so skipped hits are never even listed.
+- windows are merged before they are decoded, so each byte is decoded once per view, and a
+  window is decoded only if it holds the start of a key in its encoding (every key starts with
+  `sk-`): files of encoded markers with no key in them cost little more than the search;
+- when a chunk of the buffer holds many hits, the plain markers are found one by one from
+  where their coverage ends, and the encoded needles apart from them (each kind on its own,
+  in chunks that start where its coverage ends, if they too are dense), so that skipped hits
+  are never even listed.
 The decoded bytes are also counted against a budget proportional to the buffer: a safety net
 that real input never reaches. When it is reached, `search` says so, and the scan is reported
 incomplete rather than clean.
@@ -140,6 +144,8 @@ _AND_3 = (3).__and__
 _WRAP_WIDTH = 16
 
 
+# The codecs of escaped windows and of UTF-16 readings, which a match is checked against
+# (_add_outer).
 _ESCAPES = (Codec.ESCAPE, Codec.PERCENT)
 _UTF16 = (Codec.UTF16LE, Codec.UTF16BE)
 # What an escaped window must hold to be decoded, by the kind of hit that asked for it.
@@ -892,9 +898,12 @@ class _Pass:
                 self._add_outer(inner, exact)
 
     def _read_at_other_parity(self, start: int, key: bytes) -> bool:
+        """Whether this key was found one byte away in a UTF-16 reading (utf16_views reads
+        ASCII text at both parities alike)."""
         found = self.found
         return any(
-            (at, key) in found and found[at, key].encoding[0] in _UTF16
+            (at, key) in found
+            and found[at, key].encoding[:1] in ((Codec.UTF16LE,), (Codec.UTF16BE,))
             for at in (start - 1, start + 1)
         )
 

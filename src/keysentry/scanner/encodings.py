@@ -357,7 +357,7 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator
     is whole only when read at its own parity. Where one even reading is all ASCII, the
     window is one text that both parities read alike but for their first and last units:
     the odd readings then add nothing unless the window starts or ends the buffer (inside
-    it, a match that near a window's end is found whole in the next)."""
+    it, a match that close to a window's end is found whole in the next)."""
     even = lo + lo % 2
     readings = list(_utf16_readings(buf, even, hi))
     yield from readings
