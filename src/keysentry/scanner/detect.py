@@ -897,22 +897,20 @@ class _Pass:
             if not view._replace(decoded=exact).near_cut_edge(inner):
                 self._add_outer(inner, exact)
 
-    def _read_at_other_parity(self, start: int, key: bytes) -> bool:
-        """Whether this key was found one byte away in a UTF-16 reading (utf16_views reads
-        ASCII text at both parities alike)."""
-        found = self.found
-        return any(
-            (at, key) in found
-            and found[at, key].encoding[:1] in ((Codec.UTF16LE,), (Codec.UTF16BE,))
-            for at in (start - 1, start + 1)
-        )
+    def _merged_at_even(self, codec: Codec, start: int, end: int) -> bool:
+        """Whether a UTF-16 key read from odd offsets has a character merged with a byte
+        beside it when read from even ones (see utf16_views): its first, with a byte other
+        than NUL before a little-endian key; its last, with one after a big-endian key."""
+        if codec is Codec.UTF16LE:
+            return self.data[start - 1] != 0
+        return end < len(self.data) and self.data[end] != 0
 
     def _add_outer(self, inner: Match, view: Decoded) -> None:
         start, end = view.locate(inner.start, inner.end)
         if view.codec in _ESCAPES and escapes_some_alphanumerics(self.data[start:end]):
             return  # letters escaped one by one among plain ones: not a key's writing
-        if view.codec in _UTF16 and self._read_at_other_parity(start, inner.key):
-            return  # the same UTF-16 key, already read from the other parity (utf16_views)
+        if view.codec in _UTF16 and start % 2 and not self._merged_at_even(view.codec, start, end):
+            return  # read whole from even offsets, which say whether it is a key there
         encoding = (view.codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
         self.found.setdefault((match.start, match.key), match)

@@ -334,9 +334,11 @@ def hex_views(buf: bytes, lo: int, hi: int) -> Iterator[Decoded]:
         yield Decoded(data, Codec.HEX, _strided_locator(first, 2))
 
 
-def _strided_locator(first: int, width: int) -> Callable[[int, int], tuple[int, int]]:
+def _strided_locator(
+    first: int, width: int, size: int = 1 << 62
+) -> Callable[[int, int], tuple[int, int]]:
     def locate(start: int, end: int) -> tuple[int, int]:
-        return first + width * start, first + width * end
+        return first + width * start, min(size, first + width * end)
 
     return locate
 
@@ -349,29 +351,33 @@ _NONZERO_TO_FF = bytes([0] + [0xFF] * 255)
 
 def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator[Decoded]:
     """`buf[lo:hi]` read as UTF-16 LE and BE in code units that start at even offsets of
-    `buf` (the way a file that starts at offset 0 is), and with `odd_too` at odd offsets
-    as well, one byte per code unit: ASCII as itself, anything else as 0xFF.
+    `buf` (the way a file that starts at offset 0 is), one byte per code unit: ASCII as
+    itself, anything else as 0xFF; with `odd_too`, also from odd offsets where neither even
+    reading is all ASCII (text inside binary data).
 
     ASCII text in UTF-16 reads the same in LE from one offset and in BE from the next, but
-    for its first character: a string at an odd offset inside binary data (after one byte)
-    is whole only when read at its own parity. Where one even reading is all ASCII, the
-    window is one text that both parities read alike but for their first and last units:
-    the odd readings then add nothing unless the window starts or ends the buffer (inside
-    it, a match that close to a window's end is found whole in the next)."""
+    at its ends: at an odd offset, a little-endian string's first character is merged with
+    the byte before it when read as BE from even offsets, and a big-endian string's last
+    character with the byte after it when read as LE; each is whole only when read from odd
+    offsets (`detect` keeps from those readings only such keys)."""
     even = lo + lo % 2
     readings = list(_utf16_readings(buf, even, hi))
     yield from readings
-    mixed = all(_NOT_ASCII in reading.data for reading in readings)
-    if odd_too and (mixed or lo == 0 or hi >= len(buf)):
+    if odd_too and all(_NOT_ASCII in reading.data for reading in readings):
         yield from _utf16_readings(buf, even + 1, hi)
 
 
 def _utf16_readings(buf: bytes, first: int, hi: int) -> Iterator[Decoded]:
-    units = buf[first : first + (hi - first) // 2 * 2]
+    units = buf[first:hi]
+    if len(units) % 2:
+        # A lone byte at the buffer's end is a unit with a NUL high byte (the last character
+        # of a big-endian string at an odd offset, read as LE); inside it, the next window's.
+        units = units + b"\0" if hi >= len(buf) else units[:-1]
+    locate = _strided_locator(first, 2, len(buf))
     for codec, low, high in ((Codec.UTF16LE, 0, 1), (Codec.UTF16BE, 1, 0)):
         mask = units[high::2].translate(_NONZERO_TO_FF)
         merged = int.from_bytes(units[low::2], "big") | int.from_bytes(mask, "big")
-        yield Decoded(merged.to_bytes(len(mask), "big"), codec, _strided_locator(first, 2))
+        yield Decoded(merged.to_bytes(len(mask), "big"), codec, locate)
 
 
 # --- escapes ------------------------------------------------------------------------------
