@@ -377,6 +377,18 @@ def test_a_key_with_some_letters_escaped_among_plain_ones_is_no_key() -> None:
     assert detect(b" " + letters_too + b" ") == []
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_text_read_from_odd_offsets_neither_unglues_nor_moves_a_key(codec: str) -> None:
+    """Found by the long profile when UTF-16 was first read from odd offsets as well: in text
+    with a non-ASCII character (so the odd readings run), the reading one byte over dropped
+    the letter a key was glued to at the buffer's start, and reported it. The even reading
+    decides there; a key between spaces keeps its exact span."""
+    key = make_key(FORMATS[2], 58, random.Random(4)).key
+    assert detect(("X" + key + " \u00e9").encode(codec)) == []
+    (match,) = detect(("\u00e9 " + key + " \u00e9").encode(codec))
+    assert (match.start, match.end) == (4, 4 + 2 * len(key))
+
+
 def test_a_truncated_key_in_unpadded_base64_is_not_completed_by_text_on_the_next_line() -> None:
     """Found by Hypothesis: a key one character short, base64 without padding, followed on the
     next line by a base64 character, reads as wrapped base64 holding a whole key. Text that
