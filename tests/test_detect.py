@@ -115,6 +115,18 @@ def test_a_utf16_key_at_either_parity_after_any_byte_is_found_once(
         assert [m.key for m in matches] == [key], (codec, before, after, len(around))
 
 
+def test_a_utf16_key_beside_single_bytes_follows_the_reading_that_holds_it_whole(
+    rng: random.Random,
+) -> None:
+    """Found by an adversarial review: a lone last byte is no character (reading it as one
+    glued a digit to a key that ends the file), and a key that one byte order reads glued
+    to a letter is not made whole by the other reading merging that letter into a
+    non-ASCII character."""
+    key = every_format(rng)[2].key
+    assert [m.key for m in detect(b"\x01\x02" + key.encode("utf-16-le") + b"4")] == [key.encode()]
+    assert detect(b"\x01" + ("\u20acX" + key + " ").encode("utf-16-le")) == []
+
+
 def test_random_bytes_around_markers_raise_no_finding(rng: random.Random) -> None:
     noise = bytes(rng.randrange(256) for _ in range(200_000))
     data = MARKER.join(noise[i : i + 1000] for i in range(0, len(noise), 1000))

@@ -117,3 +117,25 @@ def test_keys_among_key_shaped_near_misses_one_a_line_are_each_found(
     assert [keys.index(k) if k in keys else None for k in in_base64_keys] == [0, 1, 2, 1, 0]
     for key in keys:
         assert_nowhere(key, repr(found), repr(in_base64))
+
+
+def test_a_file_of_keys_written_with_escapes_is_tokenized_once_per_window(
+    monkeypatch: pytest.MonkeyPatch, rng: random.Random
+) -> None:
+    """Found by an adversarial review: every key in an escaped window re-ran the token
+    decoder over the whole window (up to 64 KB), so a file of JSON-escaped keys cost its
+    size per key (0.1 MB/s). The decoder now runs once per window, and every key is found."""
+    from keysentry.scanner import encodings
+
+    runs = []
+    original = encodings._unescape_by_tokens
+
+    def counted(window: bytes, lo: int) -> encodings.Decoded:
+        runs.append(lo)
+        return original(window, lo)
+
+    monkeypatch.setattr(encodings, "_unescape_by_tokens", counted)
+    keys = [make_key(FORMATS[2], 58, rng).key for _ in range(400)]
+    data = "".join('"' + key.replace("-", "\\u002d") + '",\n' for key in keys).encode()
+    assert [m.key.decode() for m in detector.detect(data)] == keys
+    assert len(runs) < 10  # one per window: about 62 KB of escaped keys

@@ -874,6 +874,7 @@ class _Pass:
     def _search_batch(self, batch: list[_View]) -> None:
         joined = b"\0".join(v.decoded.data for v in batch)
         starts = list(itertools.accumulate((len(v.decoded.data) + 1 for v in batch), initial=0))
+        escaped: dict[int, list[Match]] = {}  # by view: see _add_unescaped
         for inner in _Pass(joined, self.depth + 1, self.budget).run():
             index = bisect.bisect_right(starts, inner.start) - 1
             view, offset = batch[index], starts[index]
@@ -881,36 +882,55 @@ class _Pass:
             if local.end > len(view.decoded.data) or view.near_cut_edge(local):
                 continue  # across two views, or cut: found whole in the next chunk
             if view.by_tokens is not None:
-                self._add_unescaped(view, local)
+                escaped.setdefault(index, []).append(local)
             else:
                 self._add_outer(local, view.decoded)
+        for index, matches in escaped.items():
+            self._add_unescaped(batch[index], matches)
 
-    def _add_unescaped(self, view: _View, local: Match) -> None:
-        """Only the token decoder can locate a match in an escaped window; where the bulk
-        decoder read a corner of it differently, the token decoder's reading is searched."""
+    def _add_unescaped(self, view: _View, matches: list[Match]) -> None:
+        """Only the token decoder can locate a match in an escaped window: it is run once per
+        window, whatever the number of matches (a window of keys each written with escapes
+        would otherwise cost its whole size per key). Where the bulk decoder read a corner
+        of it differently, the token decoder's reading is searched instead."""
         assert view.by_tokens is not None
         exact = view.by_tokens()._replace(codec=view.decoded.codec)
         if exact.data == view.decoded.data:
-            self._add_outer(local, exact)
+            for local in matches:
+                self._add_outer(local, exact)
             return
+        exact_view = view._replace(decoded=exact)
         for inner in _Pass(exact.data, self.depth + 1, self.budget).run():
-            if not view._replace(decoded=exact).near_cut_edge(inner):
+            if not exact_view.near_cut_edge(inner):
                 self._add_outer(inner, exact)
 
-    def _merged_at_even(self, codec: Codec, start: int, end: int) -> bool:
-        """Whether a UTF-16 key read from odd offsets has a character merged with a byte
-        beside it when read from even ones (see utf16_views): its first, with a byte other
-        than NUL before a little-endian key; its last, with one after a big-endian key."""
-        if codec is Codec.UTF16LE:
-            return self.data[start - 1] != 0
-        return end < len(self.data) and self.data[end] != 0
+    def _utf16_key_stands(self, codec: Codec, start: int, end: int) -> bool:
+        """Whether a UTF-16 key read at [start, end) stands. ASCII text in UTF-16 reads the
+        same in either byte order one byte over, but at its ends (see utf16_views). Where the
+        NULs beside the key let the other reading hold it whole too, that reading sees the
+        same characters: a key read from odd offsets is then left to the even one (reported
+        once), and a key that reading sees glued to a key character where this one saw that
+        byte merged into a non-ASCII character is glued (between two characters that are not
+        key characters, README)."""
+        buf, size = self.data, len(self.data)
+        if codec is Codec.UTF16LE:  # characters at start, start + 2, ...; NULs after them
+            if start == 0 or buf[start - 1]:
+                return True  # read as BE one byte over, its first character is merged
+            after = end  # read as BE, the byte after the key is a character
+            glued = after < size and buf[after] in BASE64URL
+            return start % 2 == 0 and not (glued and (after + 1 >= size or buf[after + 1]))
+        if end >= size or buf[end]:  # BE: NULs before its characters
+            return True  # read as LE one byte over, its last character is merged
+        before = start - 1  # read as LE, the byte before the key is a character
+        glued = before >= 0 and buf[before] in BASE64URL
+        return start % 2 == 0 and not (glued and (before == 0 or buf[before - 1]))
 
     def _add_outer(self, inner: Match, view: Decoded) -> None:
         start, end = view.locate(inner.start, inner.end)
         if view.codec in _ESCAPES and escapes_some_alphanumerics(self.data[start:end]):
             return  # letters escaped one by one among plain ones: not a key's writing
-        if view.codec in _UTF16 and start % 2 and not self._merged_at_even(view.codec, start, end):
-            return  # read whole from even offsets, which say whether it is a key there
+        if view.codec in _UTF16 and not self._utf16_key_stands(view.codec, start, end):
+            return
         encoding = (view.codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
         self.found.setdefault((match.start, match.key), match)

@@ -334,11 +334,9 @@ def hex_views(buf: bytes, lo: int, hi: int) -> Iterator[Decoded]:
         yield Decoded(data, Codec.HEX, _strided_locator(first, 2))
 
 
-def _strided_locator(
-    first: int, width: int, size: int = 1 << 62
-) -> Callable[[int, int], tuple[int, int]]:
+def _strided_locator(first: int, width: int) -> Callable[[int, int], tuple[int, int]]:
     def locate(start: int, end: int) -> tuple[int, int]:
-        return first + width * start, min(size, first + width * end)
+        return first + width * start, first + width * end
 
     return locate
 
@@ -353,7 +351,8 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator
     """`buf[lo:hi]` read as UTF-16 LE and BE in code units that start at even offsets of
     `buf` (the way a file that starts at offset 0 is), one byte per code unit: ASCII as
     itself, anything else as 0xFF; with `odd_too`, also from odd offsets where neither even
-    reading is all ASCII (text inside binary data).
+    reading is all ASCII (text inside binary data), or where they leave out the buffer's
+    last byte.
 
     ASCII text in UTF-16 reads the same in LE from one offset and in BE from the next, but
     at its ends: at an odd offset, a little-endian string's first character is merged with
@@ -363,17 +362,15 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator
     even = lo + lo % 2
     readings = list(_utf16_readings(buf, even, hi))
     yield from readings
-    if odd_too and all(_NOT_ASCII in reading.data for reading in readings):
-        yield from _utf16_readings(buf, even + 1, hi)
+    mixed = all(_NOT_ASCII in reading.data for reading in readings)
+    lone_end = hi >= len(buf) and (hi - even) % 2  # a last byte the even readings leave out
+    if odd_too and (mixed or lone_end):
+        yield from _utf16_readings(buf, lo if lo % 2 else lo + 1, hi)
 
 
 def _utf16_readings(buf: bytes, first: int, hi: int) -> Iterator[Decoded]:
-    units = buf[first:hi]
-    if len(units) % 2:
-        # A lone byte at the buffer's end is a unit with a NUL high byte (the last character
-        # of a big-endian string at an odd offset, read as LE); inside it, the next window's.
-        units = units + b"\0" if hi >= len(buf) else units[:-1]
-    locate = _strided_locator(first, 2, len(buf))
+    units = buf[first : first + (hi - first) // 2 * 2]
+    locate = _strided_locator(first, 2)
     for codec, low, high in ((Codec.UTF16LE, 0, 1), (Codec.UTF16BE, 1, 0)):
         mask = units[high::2].translate(_NONZERO_TO_FF)
         merged = int.from_bytes(units[low::2], "big") | int.from_bytes(mask, "big")
