@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import base64
 import itertools
+import random
 import statistics
+import string
 import sys
 import tempfile
 import time
@@ -51,6 +53,15 @@ def lines_of(data: bytes, widths: tuple[int, ...]) -> bytes:
         lines.append(data[at : at + width])
         at += width
     raise AssertionError  # the cycle never ends
+
+
+def near_misses(size: int) -> bytes:
+    """`sk-`, 21 random letters and digits, the marker, 20 more, one a line: key-shaped,
+    never a key (a key's halves are as long as each other)."""
+    rng = random.Random(0)
+    alphabet = string.ascii_letters + string.digits
+    halves = ("".join(rng.choices(alphabet, k=41)) for _ in range(size // 53))
+    return "".join(f"sk-{h[:21]}{M.decode()}{h[21:]}\n" for h in halves).encode()
 
 
 def cases(size: int) -> dict[str, Callable[[], bytes]]:
@@ -95,6 +106,15 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
         "near-miss keys, one a line": lambda: repeated(NEAR_MISS + b"\n", size),
         "near-miss keys in base64, one a line": lambda: repeated(b64(NEAR_MISS)[:-1] + b"\n", size),
         "split encoded marker every line": lambda: repeated(b64(M)[:5] + b"\n", size),
+        # Found by an adversarial review: padding ends each line's run, random halves pass
+        # the placeholder test, UTF-16 after a high byte is read at both parities.
+        "base64 of markers with padding, one a line": lambda: repeated(
+            b64(b"x" * 39 + M) + b"\n", size
+        ),
+        "near-miss keys with random unequal halves, one a line": lambda: near_misses(size),
+        "UTF-16 sk\\u002d + marker after a high byte": lambda: repeated(
+            b"\xe9" + "sk\\u002dT3BlbkFJ ".encode("utf-16-le"), size
+        ),
         "hex needle": lambda: repeated(M.hex().encode(), size),
         "UTF-16 marker": lambda: repeated(M.decode().encode("utf-16-le"), size),
         "50 MB single line": lambda: repeated(b"var a=1;", 50_000_000),
