@@ -105,14 +105,15 @@ def test_a_utf16_key_at_either_parity_after_any_byte_is_found_once(
 ) -> None:
     """A UTF-16 string one byte into binary data: read from even offsets only, its first
     character merged with the byte before it, and a little-endian key after any byte but NUL
-    was lost. (A big-endian key right after a letter reads, as little-endian text, as a key
-    glued to that letter: not one.)"""
-    if (codec, before) == ("utf-16-be", b"A"):
-        pytest.skip("read as little-endian text, the key is glued to the letter before it")
+    was lost."""
     key = every_format(rng)[2].key.encode()
     for around in (b"", b"\xfe\xfa" * 20_000):  # at the buffer's ends, and inside binary data
+        # A big-endian key right after a letter byte, and followed by a NUL, reads whole as
+        # little-endian text one byte over, glued to that letter: not a key (README).
+        glued = (codec, before) == ("utf-16-be", b"A") and after.startswith(b"\x00")
+        expected = [] if glued else [key]
         matches = detect(around + before + key.decode().encode(codec) + after + around)
-        assert [m.key for m in matches] == [key], (codec, before, after, len(around))
+        assert [m.key for m in matches] == expected, (codec, before, after, len(around))
 
 
 def test_a_utf16_key_beside_single_bytes_follows_the_reading_that_holds_it_whole(
