@@ -394,7 +394,9 @@ class _KeyRuns:
 
     def _list_tails(self, start: int, stop: int) -> None:
         """Lists the key tails in [start, stop) (whole runs), searched from the first marker to
-        the end of the last one's longest second half (and the character after it)."""
+        the end of the last one's longest second half (and the character after it). A key's
+        halves are as long as each other, so a tail is listed only where the `-` that ends
+        the key's prefix is a half's length before its marker (as _keys_in_run asks)."""
         data = self._data
         first = data.find(MARKER, start, stop)
         if first < 0:
@@ -402,6 +404,9 @@ class _KeyRuns:
         last = data.rfind(MARKER, first, stop) + len(MARKER) + MAX_HALF + 1
         for tail in _key_tail().finditer(data, first, min(stop, last)):
             marker, end = tail.start(), tail.end(2)
+            before = 2 * marker + len(MARKER) - end - 1
+            if before < 0 or data[before] != _DASH:
+                continue  # halves of unequal lengths: no key ends here
             self._starts.append(marker - (end - tail.end()) - MAX_PREFIX - _ESCAPE_TAIL)
             self._ends.append(end)
 
