@@ -212,3 +212,19 @@ def test_key_shaped_lines_with_halves_of_unequal_lengths_are_skipped_in_bulk(
     runs = detect_module._KeyRuns(data, detect_module._Runs(data, detect_module._KEY_RUNS))
     assert runs.next_from(0) >= len(data) or runs.next_from(0) > data.rfind(MARKER)
     assert detect(data) == []
+
+
+def test_padded_base64_values_one_a_line_share_a_window(rng: random.Random) -> None:
+    """Found by an adversarial review: a `=` ends each line's run, and the line break before
+    it made every line's run of base64 and line breaks differ from its run of base64, so
+    each line was read as a wrapped value of its own (8 MB/s). A run with base64 on one
+    line only is read as values in fields are: one window per 16 KB of lines, and a key in
+    one of them is still found."""
+    key = every_format(rng)[2].key.encode()
+    line = base64.b64encode(b"x" * 39 + MARKER) + b"\n"
+    data = line * 1000 + base64.b64encode(b"k=" + key) + b"\n" + line * 1000
+    search = detect_module._Pass(data, 0, detect_module._Budget(1 << 40))
+    search._search()
+    assert search.windows["wrapped"] == []
+    assert len(search.windows["stretch"]) <= len(data) // (1 << 14) + 2
+    assert [m.key for m in detect(data)] == [key]

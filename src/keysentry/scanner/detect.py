@@ -687,7 +687,7 @@ class _Pass:
         wrapped = self.wrapped_runs.around(hit)
         # The value the hit is in has its groups where the encoded marker says: on one line,
         # counted by position; over lines, by characters other than line breaks.
-        if wrapped[0] <= hit and wrapped != line:
+        if wrapped[0] <= hit and wrapped != line and not self._on_one_line(hit, wrapped):
             # Lines of base64: the wrapped windows are read both joined and line by line.
             groups = 1 << (self.hit_index.at(hit) - phase) % 4
             in_lines = self._window_in_run("wrapped", hit, wrapped, _REACH_WRAPPED, groups)
@@ -700,6 +700,17 @@ class _Pass:
             self._window("stretch", hit, _REACH_BASE64, groups)
             return min(covered, self._stretch_covers(hit))
         return min(covered, self._window_in_run("base64", hit, line, _REACH_BASE64, groups))
+
+    def _on_one_line(self, hit: int, wrapped: tuple[int, int]) -> bool:
+        """Whether the run of base64 and line breaks at `hit` holds base64 only on the hit's
+        own line (a value between a line break and a `=`, one a line): no wrapped value, so
+        it is read as values in fields are, one window for many lines."""
+        flags = self.base64_runs.flags
+        lo, hi = wrapped
+        start = flags.rfind(b"\0", lo, hit) + 1 or lo
+        end = flags.find(b"\0", hit, hi)
+        end = hi if end < 0 else end
+        return flags.find(b"\1", lo, start) < 0 and flags.find(b"\1", end, hi) < 0
 
     def _stretch_covers(self, hit: int) -> int:
         """Up to where a stretch at `hit` reads base64 hits' values: its look-ahead, but not
