@@ -50,6 +50,7 @@ from keysentry.scanner.encodings import (
     could_hold_escaped_key,
     escapes_some_alphanumerics,
     hex_views,
+    interior_width,
     long_runs,
     regular_lines,
     unescaped,
@@ -95,26 +96,20 @@ _EDGE_MARGIN = 16  # see _View.near_cut_edge
 _LONGEST = max(len(n.pattern) for n in NEEDLES)
 
 
-@functools.cache
-def _per_kind(kind: Kind) -> ahocorasick_rs.BytesAhoCorasick:
-    """The needles of one kind: built when a buffer first needs its kinds searched apart."""
-    patterns = [n.pattern for n in NEEDLES if n.kind is kind]
-    return ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=LEFTMOST)
-
-
-_ENCODED_KINDS = [kind for kind in Kind if kind is not Kind.PLAIN]
+_ENCODED_KINDS = tuple(kind for kind in Kind if kind is not Kind.PLAIN)
 
 
 @functools.cache
-def _encoded() -> tuple[ahocorasick_rs.BytesAhoCorasick, list[Needle], int]:
-    """Every needle but the plain marker, searched together in a dense stretch of markers."""
-    needles = [n for n in NEEDLES if n.kind is not Kind.PLAIN]
+def _needles_of(
+    kinds: tuple[Kind, ...],
+) -> tuple[ahocorasick_rs.BytesAhoCorasick, list[Needle], int]:
+    """The needles of these kinds, their automaton and the length of the longest: built when
+    a buffer first needs them searched apart from the others (see _search)."""
+    needles = [n for n in NEEDLES if n.kind in kinds]
     automaton = ahocorasick_rs.BytesAhoCorasick([n.pattern for n in needles], matchkind=LEFTMOST)
     return automaton, needles, max(len(n.pattern) for n in needles)
 
 
-_KIND_NEEDLES = {kind: [n for n in NEEDLES if n.kind is kind] for kind in Kind}
-_KIND_LONGEST = {kind: max(len(n.pattern) for n in NEEDLES if n.kind is kind) for kind in Kind}
 # A search chunk with more hits than this switches the buffer to the per-kind search.
 _SEARCH_CHUNK = 1 << 13
 _LARGEST_SEARCH_CHUNK = 1 << 20  # chunks grow while they hold no hit
@@ -542,8 +537,7 @@ class _Pass:
         # A dense stretch: the plain markers are found one by one from where their coverage
         # ends, and the encoded needles together, each kind apart only if they too are dense.
         self._search_markers(dense_at)
-        encoded = _encoded()
-        dense_at = self._search_together(view, dense_at, *encoded)
+        dense_at = self._search_together(view, dense_at, *_needles_of(_ENCODED_KINDS))
         if dense_at is not None:
             for kind in _ENCODED_KINDS:
                 self._search_kind(kind, view, dense_at)
@@ -581,8 +575,8 @@ class _Pass:
     def _search_kind(self, kind: Kind, view: memoryview, pos: int) -> None:
         """The hits of one kind from `pos` on, in chunks that start where its coverage ends:
         hits already covered are never listed."""
-        automaton, longest = _per_kind(kind), _KIND_LONGEST[kind]
-        needles, coverage = _KIND_NEEDLES[kind], self.coverage
+        automaton, needles, longest = _needles_of((kind,))
+        coverage = self.coverage
         size, chunk, largest = len(view), _FIRST_KIND_CHUNK, _LARGEST_SEARCH_CHUNK
         while pos < size:
             end = min(size, pos + chunk)
@@ -687,7 +681,7 @@ class _Pass:
         wrapped = self.wrapped_runs.around(hit)
         # The value the hit is in has its groups where the encoded marker says: on one line,
         # counted by position; over lines, by characters other than line breaks.
-        if wrapped[0] <= hit and wrapped != line and not self._on_one_line(hit, wrapped):
+        if wrapped[0] <= hit and not self._on_one_line(hit, wrapped):
             # Lines of base64: the wrapped windows are read both joined and line by line.
             groups = 1 << (self.hit_index.at(hit) - phase) % 4
             in_lines = self._window_in_run("wrapped", hit, wrapped, _REACH_WRAPPED, groups)
@@ -1006,15 +1000,12 @@ def _block_starts(window: bytes, lo_index: int, cut: bool, lead: int | None = 0)
     first_break = window.find(b"\n")
     if first_break < 0:
         return 0
-    second_break = window.find(b"\n", first_break + 1)
-    width = second_break - first_break  # a line and its break
-    if second_break > 0 and b"\r" not in window:
-        breaks = window[first_break : window.rfind(b"\n") + 1 : width]
-        if breaks.count(b"\n") == len(breaks) == window.count(b"\n"):
-            line = lo_index + first_break  # where the second line starts
-            starts = 0 if cut else _BIT[line & 3]
-            first_length = first_break + (lead or 0)  # the first line's, if `lead` is known
-            return starts | (_BIT[(line + width - 1) & 3] if first_length != width - 1 else 0)
+    length = interior_width(window)
+    if length is not None:
+        line = lo_index + first_break  # where the second line starts
+        starts = 0 if cut else _BIT[line & 3]
+        first_length = first_break + (lead or 0)  # the first line's, if `lead` is known
+        return starts | (_BIT[(line + length) & 3] if first_length != length else 0)
     if b"\r" in window:
         window = window.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     # Read stretch by stretch only where stretches are long (64 lines each on average, at most

@@ -247,6 +247,20 @@ def base64_pieces(pieces: Pieces) -> Decoded:
 _BASE64_AND_LF = bytes(sorted(_BASE64_ALPHABET | frozenset(b"-_\n")))
 
 
+def interior_width(window: bytes) -> int | None:
+    """The length of the lines between a window's first and last line breaks (LF only) when
+    they are all one length (the usual wrapping; the first and last lines may be cut short),
+    told in one strided pass; None for any other window, or one of fewer than three lines."""
+    first = window.find(b"\n")
+    second = window.find(b"\n", first + 1)
+    if first < 0 or second < 0 or b"\r" in window:
+        return None
+    breaks = window[first : window.rfind(b"\n") + 1 : second - first]
+    if breaks.count(b"\n") == len(breaks) == window.count(b"\n"):
+        return second - first - 1
+    return None
+
+
 def regular_lines(
     buf: bytes, lo: int, hi: int, lead: int, least: int
 ) -> tuple[Decoded, tuple[bool, bool]] | None:
@@ -255,19 +269,12 @@ def regular_lines(
     short) at least `least` long, read without listing its lines; None for any other
     window. The same bytes, one bulk replace where the lines would be split and joined."""
     window = buf[lo:hi]
-    first_break, last_break = window.find(b"\n"), window.rfind(b"\n")
-    if first_break == last_break:  # none, or one: two lines at most
+    width = interior_width(window)
+    if width is None or width < least or window.translate(None, _BASE64_AND_LF):
         return None
-    width = window.find(b"\n", first_break + 1) - first_break - 1
+    first_break, last_break = window.find(b"\n"), window.rfind(b"\n")
     middle = window[first_break + 1 : last_break]
     lines = (len(middle) + 1) // (width + 1)
-    if (
-        width < least
-        or lines * (width + 1) - 1 != len(middle)
-        or middle[width :: width + 1] != b"\n" * (lines - 1)
-        or window.translate(None, _BASE64_AND_LF)
-    ):
-        return None
     first, last = window[:first_break], window[last_break + 1 :]
     if lo > 0 and first and _NOT_BASE64_TO_NUL[buf[lo - 1]]:  # a run from before `lo`
         keep_first = lead > 0 and lead + len(first) >= least
@@ -362,9 +369,11 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator
     even = lo + lo % 2
     readings = list(_utf16_readings(buf, even, hi))
     yield from readings
+    if not odd_too:
+        return
     mixed = all(_NOT_ASCII in reading.data for reading in readings)
     lone_end = hi >= len(buf) and (hi - even) % 2  # a last byte the even readings leave out
-    if odd_too and (mixed or lone_end):
+    if mixed or lone_end:
         yield from _utf16_readings(buf, lo if lo % 2 else lo + 1, hi)
 
 
