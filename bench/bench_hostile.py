@@ -115,6 +115,19 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
         "UTF-16 sk\\u002d + marker after a high byte": lambda: repeated(
             b"\xe9" + "sk\\u002dT3BlbkFJ ".encode("utf-16-le"), size
         ),
+        # Built by the review of the escape decoders: escapes of several kinds in one window,
+        # a `%` that starts no escape, HTML references (read one token at a time).
+        "sk\\u002d + marker beside a lone %": lambda: repeated(b"sk\\u002d" + M + b" 100% ", size),
+        "sk\\u002d + marker beside %41 and \\n": lambda: repeated(
+            b"sk\\u002d" + M + b" %41\\n", size
+        ),
+        "UTF-16 sk\\u002d + marker beside a lone %, after a high byte": lambda: repeated(
+            b"\xe9" + "sk\\u002dT3BlbkFJ % ".encode("utf-16-le"), size
+        ),
+        "sk&#45; + marker": lambda: repeated(b"sk&#45;" + M + b" ", size),
+        "&#115;&#107;&#45; + escaped marker": lambda: repeated(
+            b"&#115;&#107;&#45;&#84;&#51;&#66;&#108; ", size
+        ),
         "hex needle": lambda: repeated(M.hex().encode(), size),
         "UTF-16 marker": lambda: repeated(M.decode().encode("utf-16-le"), size),
         "50 MB single line": lambda: repeated(b"var a=1;", 50_000_000),

@@ -81,6 +81,49 @@ def test_keys_in_json_strings_next_to_escapes_are_found(rng: random.Random) -> N
             assert [m.key.decode() for m in detect(text.encode())] == [p.key], text
 
 
+@pytest.mark.parametrize(
+    ("before", "dash", "after"),
+    [
+        ("%22", "\\u002d", "%22"),  # a JSON-escaped key inside a URL-encoded quote
+        ("\\u0022", "%2D", "\\u0022"),  # a URL-encoded key inside a JSON-escaped quote
+        ("50% off \\n", "\\u002d", "\\n100%"),  # a `%` that starts no escape
+        ("&#34;", "\\u002d", "%20&#34;"),  # three kinds in one window
+        ("\\u0022", "&#45;", "\\u0022 %0A"),
+        ("%\n", "%2D", "%\r\n"),  # a `%` before a line break
+        ("=%3D\\/", "\\x2d", "\\/==\0"),  # `=`, `%3D` and escaped slashes around
+    ],
+    ids=repr,
+)
+def test_a_key_escaped_one_way_is_found_beside_escapes_of_other_kinds(
+    before: str, dash: str, after: str, rng: random.Random
+) -> None:
+    """A window with escapes of several kinds is decoded in bulk, one kind after the other
+    (the token decoder, one escape at a time, ran on it before): each key is found once, at
+    the span of its escaped text."""
+    for planted in every_format(rng)[:6]:
+        escaped = planted.key.replace("-", dash)
+        text = f"x {before}{escaped}{after} y".encode()
+        matches = detect(text)
+        assert [m.key.decode() for m in matches] == [planted.key], (before, dash)
+        start = text.index(escaped.encode())
+        assert (matches[0].start, matches[0].end) == (start, start + len(escaped))
+
+
+def test_one_occurrence_reached_through_two_layers_is_one_finding(rng: random.Random) -> None:
+    """UTF-16 text inside an escaped window also reads, a byte over, as UTF-16 of the other
+    parity (where the window sits in a batch of windows decides it): that match of the same
+    key is dropped for the one read through fewer layers. Two occurrences stay two, even
+    where their encoded spans share a character."""
+    key = every_format(rng)[2].key
+    (direct,) = detect(b"\x01" + key.encode("utf-16-le") + b"\x01")
+    through = direct._replace(
+        start=direct.start - 1, end=direct.end - 1, encoding=(Codec.PERCENT, Codec.UTF16BE)
+    )
+    assert detect_module._once_each([through, direct]) == [direct]
+    encoded = base64.b64encode(key.encode() + b" ") * 2
+    assert [m.key for m in detect(encoded)] == [key.encode()] * 2
+
+
 def test_the_marker_needles_cover_each_encoding_and_alignment() -> None:
     assert {n.kind for n in NEEDLES} == set(Kind)
     for shift in range(3):

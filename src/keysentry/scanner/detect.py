@@ -46,8 +46,8 @@ from keysentry.scanner.encodings import (
     base64_pieces,
     base64_views,
     could_hold_base64_key,
-    could_hold_escaped_base64,
-    could_hold_escaped_key,
+    escaped_base64_families,
+    escaped_key_families,
     escapes_some_alphanumerics,
     hex_views,
     interior_width,
@@ -143,8 +143,8 @@ _WRAP_WIDTH = 16
 # (_add_outer).
 _ESCAPES = (Codec.ESCAPE, Codec.PERCENT)
 _UTF16 = (Codec.UTF16LE, Codec.UTF16BE)
-# What an escaped window must hold to be decoded, by the kind of hit that asked for it.
-_COULD_HOLD = {"escaped": could_hold_escaped_key, "escaped base64": could_hold_escaped_base64}
+# The kinds of escape in which an escaped window is decoded, by the kind of hit that asked for it.
+_FAMILIES_HELD = {"escaped": escaped_key_families, "escaped base64": escaped_base64_families}
 
 
 class _RunClass(NamedTuple):
@@ -223,11 +223,33 @@ def search(data: bytes) -> Detection:
     if len(data) <= _QUICK and nothing_to_find(data):
         return Detection([], None)  # most files: no needle, not UTF-16
     budget = _Budget(BUDGET_PER_BYTE * len(data) + BUDGET_FLOOR)
-    matches = _Pass(data, 0, budget).run()
+    matches = _once_each(_Pass(data, 0, budget).run())
     reason = None
     if budget.exhausted:
         reason = f"hostile input: decoding stopped after {budget.limit} bytes"
     return Detection(matches, reason)
+
+
+def _once_each(matches: list[Match]) -> list[Match]:
+    """`matches` (in order of position) with one of each occurrence: a match of the same key
+    that starts in the first half of the one before is that occurrence read through two
+    layers (UTF-16 text inside an escaped window, whose place in a batch shifts it by a
+    byte, also reads as UTF-16 of the other parity); the one read through fewer layers is
+    kept. Two occurrences of a key are at least a key apart; the spans of encoded ones may
+    share a character at their ends."""
+    kept: list[Match] = []
+    last: dict[bytes, int] = {}  # the index in `kept` of each key's last match
+    for match in matches:
+        index = last.get(match.key)
+        if index is not None:
+            before = kept[index]
+            if match.start < (before.start + before.end) // 2:
+                if len(match.encoding) < len(before.encoding):
+                    kept[index] = match
+                continue
+        last[match.key] = len(kept)
+        kept.append(match)
+    return kept
 
 
 def _dense_head(
@@ -465,8 +487,9 @@ class _Introducers:
 class _Pass:
     """One buffer at one depth: search, collect windows, decode them, recurse."""
 
-    def __init__(self, data: bytes, depth: int, budget: _Budget) -> None:
-        self.data, self.depth, self.budget = data, depth, budget
+    def __init__(self, data: bytes, depth: int, budget: _Budget, exact: bool = False) -> None:
+        # `exact`: escaped windows are read by the token decoder only (see _add_unescaped).
+        self.data, self.depth, self.budget, self.exact = data, depth, budget, exact
         self.found: dict[tuple[int, bytes], Match] = {}
         self.coverage = [0] * _KIND_COUNT
         self.windows: dict[str, list[_Window]] = {
@@ -786,10 +809,10 @@ class _Pass:
         if self.depth == 0:
             views += [_View(v, size, (False, False)) for v in _utf16_text(data)]
         for family in ("escaped", "escaped base64"):
-            could_hold = _COULD_HOLD[family]
+            families_held = _FAMILIES_HELD[family]
             for lo, hi, edges, _ in _chunks(self.windows[family], _REACH_ESCAPED, size):
-                if could_hold(data[lo:hi]):
-                    bulk = unescaped(data, lo, hi)
+                if families := families_held(data[lo:hi]):
+                    bulk = unescaped(data, lo, hi, families, self.exact)
                     view = Decoded(bulk.fast, bulk.codec, lambda s, e: (s, e))
                     views.append(_View(view, hi - lo, edges, bulk.by_tokens))
         self._search_views(views)
@@ -885,7 +908,7 @@ class _Pass:
         joined = b"\0".join(v.decoded.data for v in batch)
         starts = list(itertools.accumulate((len(v.decoded.data) + 1 for v in batch), initial=0))
         escaped: dict[int, list[Match]] = {}  # by view: see _add_unescaped
-        for inner in _Pass(joined, self.depth + 1, self.budget).run():
+        for inner in _Pass(joined, self.depth + 1, self.budget, self.exact).run():
             index = bisect.bisect_right(starts, inner.start) - 1
             view, offset = batch[index], starts[index]
             local = inner._replace(start=inner.start - offset, end=inner.end - offset)
@@ -910,7 +933,9 @@ class _Pass:
                 self._add_outer(local, exact)
             return
         exact_view = view._replace(decoded=exact)
-        for inner in _Pass(exact.data, self.depth + 1, self.budget).run():
+        # Windows inside are read exactly too: a bulk reading there could ask for another
+        # pass in turn, at every depth.
+        for inner in _Pass(exact.data, self.depth + 1, self.budget, exact=True).run():
             if not exact_view.near_cut_edge(inner):
                 self._add_outer(inner, exact)
 

@@ -366,24 +366,57 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator
     the byte before it when read as BE from even offsets, and a big-endian string's last
     character with the byte after it when read as LE; each is whole only when read from odd
     offsets (`detect` keeps from those readings only such keys)."""
-    even = lo + lo % 2
-    readings = list(_utf16_readings(buf, even, hi))
+    # Units from `lo` pair each byte of one stride with the next byte of the other, units from
+    # `lo + 1` the other way round: each stride is converted once and read by both.
+    stretch = buf[lo:hi]
+    ahead, behind = _Stride.of(stretch[0::2]), _Stride.of(stretch[1::2])
+    from_lo = ahead.head(behind.length), behind
+    from_next = behind.head(max(ahead.length - 1, 0)), ahead.tail()
+    even, odd = (from_lo, from_next) if lo % 2 == 0 else (from_next, from_lo)
+    start = lo + lo % 2
+    readings = list(_utf16_readings(*even, start))
     yield from readings
     if not odd_too:
         return
     mixed = all(_NOT_ASCII in reading.data for reading in readings)
-    lone_end = hi >= len(buf) and (hi - even) % 2  # a last byte the even readings leave out
+    lone_end = hi >= len(buf) and (hi - start) % 2  # a last byte the even readings leave out
     if mixed or lone_end:
-        yield from _utf16_readings(buf, lo if lo % 2 else lo + 1, hi)
+        yield from _utf16_readings(*odd, lo if lo % 2 else lo + 1)
 
 
-def _utf16_readings(buf: bytes, first: int, hi: int) -> Iterator[Decoded]:
-    units = buf[first : first + (hi - first) // 2 * 2]
-    locate = _strided_locator(first, 2)
-    for codec, low, high in ((Codec.UTF16LE, 0, 1), (Codec.UTF16BE, 1, 0)):
-        mask = units[high::2].translate(_NONZERO_TO_FF)
-        merged = int.from_bytes(units[low::2], "big") | int.from_bytes(mask, "big")
-        yield Decoded(merged.to_bytes(len(mask), "big"), codec, locate)
+class _Stride(NamedTuple):
+    """Every other byte of a stretch as one big-endian integer (`value`), and as one that is
+    0xFF where the byte is not NUL (`set`)."""
+
+    length: int
+    value: int
+    set: int
+
+    @classmethod
+    def of(cls, raw: bytes) -> _Stride:
+        mask = raw.translate(_NONZERO_TO_FF)
+        return cls(len(raw), int.from_bytes(raw, "big"), int.from_bytes(mask, "big"))
+
+    def head(self, count: int) -> _Stride:
+        """The first `count` bytes (shifted out of the integers, not converted again)."""
+        cut = 8 * (self.length - count)
+        return _Stride(count, self.value >> cut, self.set >> cut)
+
+    def tail(self) -> _Stride:
+        """All but the first byte."""
+        length = max(self.length - 1, 0)
+        keep = (1 << 8 * length) - 1
+        return _Stride(length, self.value & keep, self.set & keep)
+
+
+def _utf16_readings(first: _Stride, second: _Stride, offset: int) -> Iterator[Decoded]:
+    """Units of a `first` and a `second` byte, from `offset`: read as LE (the first byte is
+    the character where the second is NUL), then as BE."""
+    locate = _strided_locator(offset, 2)
+    data = (first.value | second.set).to_bytes(first.length, "big")
+    yield Decoded(data, Codec.UTF16LE, locate)
+    data = (second.value | first.set).to_bytes(first.length, "big")
+    yield Decoded(data, Codec.UTF16BE, locate)
 
 
 # --- escapes ------------------------------------------------------------------------------
@@ -470,17 +503,6 @@ def _escaped_sk() -> _Search:
     return _search_for(set(_ESCAPED_SK))
 
 
-@functools.cache
-def _escaped_key_start() -> _Search:
-    return _search_for({b"sk" + dash for dash in _escape_forms(b"-")} | set(_ESCAPED_SK))
-
-
-@functools.cache
-def _escaped_punctuation() -> _Search:
-    """Every escape of base64's and keys' punctuation (`+`, `/`, `=`, `-`, `_`); JSON's `\\/`."""
-    return _search_for(_escape_forms(b"+/=-_") | {b"\\/"})
-
-
 # Escapes are looked for in slices of a window that grow from the first size to the last, so
 # that the search stops soon after the first and a window full of them lists few of them.
 _FIRST_ESCAPE_SLICE, _LAST_ESCAPE_SLICE = 64, 1 << 12
@@ -537,18 +559,30 @@ def could_hold_base64_key(window: bytes) -> bool:
     return has_breaks and _holds(search, window.translate(None, b"\r\n"))
 
 
-def could_hold_escaped_key(window: bytes) -> bool:
+def escaped_key_families(window: bytes) -> tuple[EscapeFamily, ...]:
+    """The kinds of escape in which `window` holds a key's start (see `_ESCAPED_SK`): only
+    those are decoded."""
+    if not _may_hold_key_start(window):
+        return ()
+    return tuple(f for f in FAMILIES if f.lead in window and _holds(f.key_starts(), window))
+
+
+def escaped_base64_families(window: bytes) -> tuple[EscapeFamily, ...]:
+    """Base64 with its punctuation escaped (a URL parameter, PHP's JSON) holds no `sk` to
+    look for: an escape of its punctuation is what it holds, or a key's start."""
+    keys = _may_hold_key_start(window)
+    return tuple(
+        f
+        for f in FAMILIES
+        if f.lead in window
+        and (_holds(f.punctuation(), window) or (keys and _holds(f.key_starts(), window)))
+    )
+
+
+def _may_hold_key_start(window: bytes) -> bool:
     # `sk` plainly or escaped first: most windows have neither, and telling so is fastest
     # with the fewest patterns.
-    if b"sk" not in window and not _holds(_escaped_sk(), window):
-        return False
-    return _holds(_escaped_key_start(), window)
-
-
-def could_hold_escaped_base64(window: bytes) -> bool:
-    """Base64 with its punctuation escaped (a URL parameter, PHP's JSON) holds no `sk` to
-    look for: an escape of its punctuation is what it holds."""
-    return _holds(_escaped_punctuation(), window) or could_hold_escaped_key(window)
+    return b"sk" in window or _holds(_escaped_sk(), window)
 
 
 _ALNUM_BYTES = bytes(sorted(ALNUM))
@@ -575,64 +609,174 @@ class Unescaped(NamedTuple):
     by_tokens: Callable[[], Decoded]
 
 
-def unescaped(buf: bytes, lo: int, hi: int) -> Unescaped:
-    """`buf[lo:hi]` with every escape token replaced by the byte it stands for. The bulk
-    decoders agree with the token decoder on all but odd corners (a `%` before a line break,
-    octal escapes); `detect` checks that they agree before it trusts a location."""
+def unescaped(
+    buf: bytes, lo: int, hi: int, families: tuple[EscapeFamily, ...], exact: bool = False
+) -> Unescaped:
+    """`buf[lo:hi]` read for keys escaped in each of `families` (see `_in_bulk`), or only
+    by the token decoder if `exact`."""
     window = buf[lo:hi]
 
     def by_tokens() -> Decoded:
         return _unescape_by_tokens(window, lo)
 
-    fast = _unescape_in_bulk(window)
+    fast = None if exact else _in_bulk(window)
     if fast is None:
         view = by_tokens()
         return Unescaped(view.data, view.codec, lambda: view)
-    codec = Codec.ESCAPE if b"\\" in window else Codec.PERCENT
+    codec = families[0].codec if len(families) == 1 else Codec.ESCAPE
     return Unescaped(fast, codec, by_tokens)
 
 
-def _unescape_in_bulk(window: bytes) -> bytes | None:
-    """A C-speed decode for a window that holds one family of escapes, or None."""
-    has_backslash, has_percent = b"\\" in window, b"%" in window
-    if b"&#" in window or (has_backslash and has_percent):
+def _in_bulk(window: bytes) -> bytes | None:
+    """A C-speed reading of `window`'s escapes, or None where only the token decoder reads
+    them (HTML references).
+
+    It is a filter: where it holds a match, `detect` reads the window with the token
+    decoder, which decodes every kind of escape one token at a time and locates matches,
+    and trusts only that reading. It agrees with the token decoder but in odd corners (a
+    `%` right before a backslash escape, an escape of `%`, octal and bell escapes, an
+    escaped backslash before what would continue an escape, a `\\x` without its digits);
+    there it reads a character that is not a key character, so it never glues a key that
+    the token decoder reads whole, and it is never longer than the window but by a byte
+    for each such corner."""
+    if b"&#" in window:
         return None
+    has_percent, has_backslash = b"%" in window, b"\\" in window
+    if has_percent and has_backslash:
+        return _percent_in_bulk(_backslash_in_bulk(_apart(window)))
     if has_percent:
-        # Quoted-printable is percent-encoding with `=` for `%`; a `%` before a line break
-        # would be a soft line break there, and one not followed by two hex digits would be
-        # read differently: the length tells.
-        if b"%\n" in window or b"%\r" in window or b"%00" in window:
-            return None
-        cut = window.rfind(b"%", max(0, len(window) - 2))  # a window can end inside an escape
-        body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
-        quoted = body.replace(b"=", b"\0").replace(b"%", b"=")
-        decoded = binascii.a2b_qp(quoted).replace(b"\0", b"=")
-        if len(decoded) != len(body) - 2 * body.count(b"%"):
-            return None
-        return decoded + tail
-    if has_backslash:
-        if _bulk_only_escapes().search(window):
-            return None
-        # A window can end inside an escape: that tail is kept as it is.
-        cut = window.rfind(b"\\", max(0, len(window) - 6))
-        if cut >= 0 and _token().match(window, cut):
-            cut = -1  # a whole escape
-        body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
-        escaped = body.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                decoded = codecs.escape_decode(escaped)[0]
-        except ValueError:
-            return None
-        return decoded + tail
+        return _percent_in_bulk(window)
+    return _backslash_in_bulk(window) if has_backslash else window
+
+
+def _apart(window: bytes) -> bytes:
+    """`window` made ready to decode backslash escapes, then percent-escapes: neither kind
+    may read what the other decoded, as the token decoder does not. A backslash escape
+    never decodes to `%` here, and a `%` that a backslash follows within its escape
+    (`%\\x34`, `%4\\x31`) is written as 0xFF."""
+    for escape in (b"\\x25", b"\\u0025"):
+        window = window.replace(escape, b"\\xff")
+    classes = window.translate(_HEX_AS_ZERO)
+    if b"%\\" in classes or b"%0\\" in classes:
+        window = _percent_before_backslash().sub(b"\xff", window)
     return window
 
 
-# Escapes that codecs.escape_decode reads and the token decoder does not.
+# Every hex digit as `0`, to look for a `%` that a backslash follows within an escape.
+_HEX_AS_ZERO = bytes.maketrans(b"0123456789abcdefABCDEF", b"0" * 22)
+
+
 @functools.cache
-def _bulk_only_escapes() -> re.Pattern[bytes]:
-    return re.compile(rb"\\[av0-7\r\n]")
+def _percent_before_backslash() -> re.Pattern[bytes]:
+    return re.compile(rb"%(?=[0-9A-Fa-f]?\\)")
+
+
+def _percent_in_bulk(window: bytes) -> bytes:
+    """Percent-escapes decoded as quoted-printable, which is percent-encoding with `=` for
+    `%`, the window's own `=` written as `=3D`. A `%` that starts no escape would be read
+    otherwise (`==` as `=`; before a line break, as a soft line break that drops both): if
+    the lengths show one, each is written as `=25` first. Exactly as the token decoder
+    reads them."""
+    if not _percent_escape().search(window):
+        return window
+    quoted = window.replace(b"=", b"=3D")
+    if b"%\n" not in window and b"%\r" not in window:
+        plain = binascii.a2b_qp(quoted.replace(b"%", b"="))
+        if len(quoted) - len(plain) == 2 * (window.count(b"%") + window.count(b"=")):
+            return plain  # every `%` started an escape
+    return binascii.a2b_qp(_lone_percent().sub(b"=25", quoted).replace(b"%", b"="))
+
+
+@functools.cache
+def _percent_escape() -> re.Pattern[bytes]:
+    return re.compile(rb"%[0-9A-Fa-f]{2}")
+
+
+@functools.cache
+def _wide_escape() -> re.Pattern[bytes]:
+    return re.compile(rb"\\u[0-9A-Fa-f]{4}")
+
+
+@functools.cache
+def _lone_percent() -> re.Pattern[bytes]:
+    return re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _backslash_in_bulk(window: bytes) -> bytes:
+    """Backslash escapes decoded by codecs.escape_decode. Where it reads an escape that the
+    token decoder does not (octal, `\\a`, a line continuation), the backslash is doubled:
+    it is then read as written, or, after another backslash, as a character that is not a
+    key character. An `\\x` without two hex digits reads as `?`, not a key character
+    either."""
+    if b"\\!" in window.translate(_BULK_ONLY_CLASSES):
+        for escape in _BULK_ONLY:
+            window = window.replace(escape, b"\\" + escape)
+    # A window can end inside an escape: that tail is kept as it is. A backslash there that
+    # ends an even run of them is the second of an escaped backslash.
+    cut = window.rfind(b"\\", max(0, len(window) - 6))
+    if cut >= 0 and (_run_of_backslashes(window, cut) % 2 == 0 or _token().match(window, cut)):
+        cut = -1  # a whole escape
+    body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
+    escaped = body.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
+    if b"\\u" in escaped:  # escapes of characters above 0xFF: one byte, not ASCII
+        escaped = _wide_escape().sub(b"\\\\xff", escaped)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return codecs.escape_decode(escaped, "replace")[0] + tail
+
+
+class EscapeFamily(NamedTuple):
+    """One kind of escape: the byte its escapes start with, the codec its matches report,
+    and the escapes that a window must hold to be decoded for it."""
+
+    lead: bytes
+    codec: Codec
+
+    def key_starts(self) -> _Search:
+        return _key_starts_in(self.lead)
+
+    def punctuation(self) -> _Search:
+        return _punctuation_in(self.lead)
+
+
+@functools.cache
+def _key_starts_in(lead: bytes) -> _Search:
+    forms = {b"sk" + dash for dash in _escape_forms(b"-")} | set(_ESCAPED_SK)
+    return _search_for({form for form in forms if form.removeprefix(b"sk").startswith(lead)})
+
+
+@functools.cache
+def _punctuation_in(lead: bytes) -> _Search:
+    """Every escape of base64's and keys' punctuation (`+`, `/`, `=`, `-`, `_`); JSON's `\\/`."""
+    forms = _escape_forms(b"+/=-_") | {b"\\/"}
+    return _search_for({form for form in forms if form.startswith(lead)})
+
+
+FAMILIES = (
+    EscapeFamily(b"\\", Codec.ESCAPE),
+    EscapeFamily(b"%", Codec.PERCENT),
+    EscapeFamily(b"&", Codec.ESCAPE),
+)
+
+
+# Escapes that codecs.escape_decode reads and the token decoder does not, and a table that
+# writes a window as backslashes, their letters (`!`) and other bytes, to look for them fast.
+_BULK_ONLY = tuple(b"\\" + bytes((c,)) for c in b"av01234567\r\n")
+_BULK_ONLY_CLASSES = bytes(
+    ord("\\") if b == ord("\\") else ord("!") if b in b"av01234567\r\n" else ord(".")
+    for b in range(256)
+)
+
+
+def _run_of_backslashes(window: bytes, end: int) -> int:
+    """How many backslashes run up to `window[end]`, a backslash (looked for near it first:
+    copying the whole window for it would cost as much as decoding it)."""
+    near = window[max(0, end - 63) : end + 1]
+    run = len(near) - len(near.rstrip(b"\\"))
+    if run == len(near) and end >= 64:  # the run goes further back
+        whole = window[: end + 1]
+        run = len(whole) - len(whole.rstrip(b"\\"))
+    return run
 
 
 def _unescape_by_tokens(window: bytes, lo: int) -> Decoded:
@@ -640,19 +784,21 @@ def _unescape_by_tokens(window: bytes, lo: int) -> Decoded:
     tokens = parts[1::2]
     parts[1::2] = map(_token_table().get, tokens, itertools.repeat(_NOT_ASCII))
     data = b"".join(parts)
-    # Piece k starts at decoded[k] in the data and at encoded[k] in the window; literal pieces
-    # map byte for byte, a token maps to its whole width.
-    decoded_starts = [0, *itertools.accumulate(map(len, parts))]
-    encoded_lengths = list(map(len, parts))
-    encoded_lengths[1::2] = map(len, tokens)
-    encoded_starts = [0, *itertools.accumulate(encoded_lengths)]
     codec = Codec.PERCENT if all(t[:1] == b"%" for t in tokens) else Codec.ESCAPE
 
-    def piece(index: int) -> int:
-        return bisect.bisect_right(decoded_starts, index) - 1
+    @functools.cache
+    def starts() -> tuple[list[int], list[int]]:
+        """Where piece k starts in the data and in the window (built only to locate a match:
+        literal pieces map byte for byte, a token maps to its whole width)."""
+        decoded = [0, *itertools.accumulate(map(len, parts))]
+        encoded_lengths = list(map(len, parts))
+        encoded_lengths[1::2] = map(len, tokens)
+        return decoded, [0, *itertools.accumulate(encoded_lengths)]
 
     def locate(start: int, end: int) -> tuple[int, int]:
-        first, last = piece(start), piece(end - 1)
+        decoded_starts, encoded_starts = starts()
+        first = bisect.bisect_right(decoded_starts, start) - 1
+        last = bisect.bisect_right(decoded_starts, end - 1) - 1
         head = encoded_starts[first] + (start - decoded_starts[first] if first % 2 == 0 else 0)
         if last % 2 == 0:
             tail = encoded_starts[last] + end - decoded_starts[last]
