@@ -18,6 +18,7 @@ import binascii
 import gc
 import os
 import random
+import re
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -661,9 +662,14 @@ def test_percent_escapes_read_in_bulk_are_read_as_the_token_decoder_reads_them(
 ) -> None:
     """Percent-escapes are decoded in bulk as quoted-printable, which reads a `%` that starts
     no escape otherwise (`==` as `=`, before a line break as a soft line break): the bulk
-    reading equals the token decoder's one, whatever stands around them."""
+    reading equals the token decoder's one, or, where such a `%` is, there is none (the
+    token decoder reads the window)."""
     window = b"".join(pieces)
-    assert encodings._percent_in_bulk(window) == encodings._unescape_by_tokens(window, 0).data
+    bulk = encodings._percent_in_bulk(window)
+    if bulk is None:
+        assert len(re.findall(rb"%[0-9A-Fa-f]{2}", window)) < window.count(b"%")
+    else:
+        assert bulk == encodings._unescape_by_tokens(window, 0).data
 
 
 @examples(ci=500)
@@ -674,8 +680,8 @@ def test_backslash_and_percent_escapes_side_by_side_read_in_bulk_as_by_tokens(
     pieces: list[bytes],
 ) -> None:
     """A window with both kinds of escape is decoded in bulk by one kind, then the other:
-    neither reads what the other decoded, so the reading is the token decoder's (the odd
-    corners a bulk decoder reads otherwise are left out: a `%` right before a backslash, an
-    escape of `%`, octal escapes, an escaped backslash before what would continue it)."""
+    neither reads what the other decoded, so the reading is the token decoder's (left out:
+    an escaped backslash before what would continue an escape, `\\\\u0041`, which the bulk
+    reading reads as an escape; the corners where it declines are never generated)."""
     window = b"".join(pieces)
     assert encodings._in_bulk(window) == encodings._unescape_by_tokens(window, 0).data

@@ -146,7 +146,6 @@ def test_a_file_of_keys_written_with_escapes_is_tokenized_once_per_window(
     [
         b"sk\\u002d" + MARKER + b" 100% ",  # a `%` that starts no escape
         b"sk\\u002d" + MARKER + b" %41\\n",  # both kinds of escape
-        b"sk%2D" + MARKER + b" %\n",  # a `%` before a line break
         b"sk\\u002d" + MARKER + b" \\q\\",  # a backslash that starts no escape
         b"sk%2D" + MARKER + b" \\u0022\0",  # a NUL and a JSON escape among percent-escapes
         b"\xe9" + ("sk\\u002d" + MARKER.decode() + " % ").encode("utf-16-le"),
@@ -157,7 +156,7 @@ def test_escaped_key_starts_beside_other_escapes_are_decoded_in_bulk(
     unit: bytes, monkeypatch: pytest.MonkeyPatch, rng: random.Random
 ) -> None:
     """Found by a review of the benchmark: a window holding escapes of two kinds, or a `%` or
-    backslash that starts no escape, was decoded one token at a time (25-35 MB/s for a
+    backslash that starts no escape, was decoded one token at a time (17-32 MB/s for a
     file of escaped key starts). It is now decoded in bulk, one kind after the other: the
     token decoder runs only to place a key found, and keys among such text are found."""
     from keysentry.scanner import encodings

@@ -564,7 +564,7 @@ def escaped_key_families(window: bytes) -> tuple[EscapeFamily, ...]:
     those are decoded."""
     if not _may_hold_key_start(window):
         return ()
-    return tuple(f for f in FAMILIES if f.lead in window and _holds(f.key_starts(), window))
+    return tuple(f for f in FAMILIES if f.may_start_key(window) and _holds(f.key_starts(), window))
 
 
 def escaped_base64_families(window: bytes) -> tuple[EscapeFamily, ...]:
@@ -575,7 +575,10 @@ def escaped_base64_families(window: bytes) -> tuple[EscapeFamily, ...]:
         f
         for f in FAMILIES
         if f.lead in window
-        and (_holds(f.punctuation(), window) or (keys and _holds(f.key_starts(), window)))
+        and (
+            _holds(f.punctuation(), window)
+            or (keys and f.may_start_key(window) and _holds(f.key_starts(), window))
+        )
     )
 
 
@@ -628,63 +631,55 @@ def unescaped(
 
 
 def _in_bulk(window: bytes) -> bytes | None:
-    """A C-speed reading of `window`'s escapes, or None where only the token decoder reads
-    them (HTML references).
+    """A C-speed reading of `window`'s escapes, exactly as the token decoder reads them, or
+    None where it could read otherwise (HTML references, the corners below): the token
+    decoder reads those windows, as it locates every match.
 
-    It is a filter: where it holds a match, `detect` reads the window with the token
-    decoder, which decodes every kind of escape one token at a time and locates matches,
-    and trusts only that reading. It agrees with the token decoder but in odd corners (a
-    `%` right before a backslash escape, an escape of `%`, octal and bell escapes, an
-    escaped backslash before what would continue an escape, a `\\x` without its digits);
-    there it reads a character that is not a key character, so it never glues a key that
-    the token decoder reads whole, and it is never longer than the window but by a byte
-    for each such corner."""
+    Backslash escapes are decoded first, then percent-escapes; neither may read what the
+    other decoded, as the token decoder does not, so a window where one could (an escape of
+    `%`, a `%` that a backslash follows within its escape) is left to the token decoder.
+    Reading a corner otherwise would not do even as a filter: it can glue a key to what it
+    reads there (`%4\\x31sk-…` reads `%41sk-…` by tokens, a key after an escape's tail)."""
     if b"&#" in window:
         return None
     has_percent, has_backslash = b"%" in window, b"\\" in window
     if has_percent and has_backslash:
-        return _percent_in_bulk(_backslash_in_bulk(_apart(window)))
+        if _reads_across(window):
+            return None
+        decoded = _backslash_in_bulk(window)
+        return None if decoded is None else _percent_in_bulk(decoded)
     if has_percent:
         return _percent_in_bulk(window)
     return _backslash_in_bulk(window) if has_backslash else window
 
 
-def _apart(window: bytes) -> bytes:
-    """`window` made ready to decode backslash escapes, then percent-escapes: neither kind
-    may read what the other decoded, as the token decoder does not. A backslash escape
-    never decodes to `%` here, and a `%` that a backslash follows within its escape
-    (`%\\x34`, `%4\\x31`) is written as 0xFF."""
-    for escape in (b"\\x25", b"\\u0025"):
-        window = window.replace(escape, b"\\xff")
+def _reads_across(window: bytes) -> bool:
+    """Whether one kind of escape could read what the other decoded: an escape of `%`, or a
+    `%` that a backslash follows within its escape (`%\\x34`, `%4\\x31`)."""
+    if b"\\x25" in window or b"\\u0025" in window:
+        return True
     classes = window.translate(_HEX_AS_ZERO)
-    if b"%\\" in classes or b"%0\\" in classes:
-        window = _percent_before_backslash().sub(b"\xff", window)
-    return window
+    return b"%\\" in classes or b"%0\\" in classes
 
 
 # Every hex digit as `0`, to look for a `%` that a backslash follows within an escape.
 _HEX_AS_ZERO = bytes.maketrans(b"0123456789abcdefABCDEF", b"0" * 22)
 
 
-@functools.cache
-def _percent_before_backslash() -> re.Pattern[bytes]:
-    return re.compile(rb"%(?=[0-9A-Fa-f]?\\)")
-
-
-def _percent_in_bulk(window: bytes) -> bytes:
+def _percent_in_bulk(window: bytes) -> bytes | None:
     """Percent-escapes decoded as quoted-printable, which is percent-encoding with `=` for
-    `%`, the window's own `=` written as `=3D`. A `%` that starts no escape would be read
-    otherwise (`==` as `=`; before a line break, as a soft line break that drops both): if
-    the lengths show one, each is written as `=25` first. Exactly as the token decoder
-    reads them."""
+    `%`, the window's own `=` written as `=3D`; None if a `%` starts no escape (the lengths
+    tell): quoted-printable reads one otherwise (`==` as `=`; before a line break, as a
+    soft line break that drops both)."""
     if not _percent_escape().search(window):
         return window
+    if b"%\n" in window or b"%\r" in window:
+        return None
     quoted = window.replace(b"=", b"=3D")
-    if b"%\n" not in window and b"%\r" not in window:
-        plain = binascii.a2b_qp(quoted.replace(b"%", b"="))
-        if len(quoted) - len(plain) == 2 * (window.count(b"%") + window.count(b"=")):
-            return plain  # every `%` started an escape
-    return binascii.a2b_qp(_lone_percent().sub(b"=25", quoted).replace(b"%", b"="))
+    plain = binascii.a2b_qp(quoted.replace(b"%", b"="))
+    if len(quoted) - len(plain) != 2 * (window.count(b"%") + window.count(b"=")):
+        return None
+    return plain
 
 
 @functools.cache
@@ -697,32 +692,43 @@ def _wide_escape() -> re.Pattern[bytes]:
     return re.compile(rb"\\u[0-9A-Fa-f]{4}")
 
 
-@functools.cache
-def _lone_percent() -> re.Pattern[bytes]:
-    return re.compile(rb"%(?![0-9A-Fa-f]{2})")
-
-
-def _backslash_in_bulk(window: bytes) -> bytes:
-    """Backslash escapes decoded by codecs.escape_decode. Where it reads an escape that the
-    token decoder does not (octal, `\\a`, a line continuation), the backslash is doubled:
-    it is then read as written, or, after another backslash, as a character that is not a
-    key character. An `\\x` without two hex digits reads as `?`, not a key character
-    either."""
+def _backslash_in_bulk(window: bytes) -> bytes | None:
+    """Backslash escapes decoded by codecs.escape_decode; None where it reads an escape that
+    the token decoder does not (octal, `\\a`, a line continuation: a Windows path in JSON,
+    `C:\\\\apps`, holds one). A `\\x` or `\\u00` without its two hex digits (as where two
+    views meet in a batch, one cut inside an escape) fails it: its backslash is doubled, so
+    that it reads as written, and the window decoded again."""
     if b"\\!" in window.translate(_BULK_ONLY_CLASSES):
-        for escape in _BULK_ONLY:
-            window = window.replace(escape, b"\\" + escape)
+        return None
     # A window can end inside an escape: that tail is kept as it is. A backslash there that
     # ends an even run of them is the second of an escaped backslash.
     cut = window.rfind(b"\\", max(0, len(window) - 6))
     if cut >= 0 and (_run_of_backslashes(window, cut) % 2 == 0 or _token().match(window, cut)):
         cut = -1  # a whole escape
     body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
+    decoded = _escape_decode(body)
+    if decoded is None:
+        decoded = _escape_decode(_unfinished_escape().sub(b"\\\\\\\\", body))
+    return None if decoded is None else decoded + tail
+
+
+def _escape_decode(body: bytes) -> bytes | None:
     escaped = body.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
-    if b"\\u" in escaped:  # escapes of characters above 0xFF: one byte, not ASCII
+    # Escapes of characters above 0xFF: one byte, not ASCII. (A `u1234` after an escaped
+    # backslash is no escape: a window that holds one keeps them as written, a corner.)
+    if b"\\u" in escaped and b"\\\\u" not in escaped:
         escaped = _wide_escape().sub(b"\\\\xff", escaped)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return codecs.escape_decode(escaped, "replace")[0] + tail
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return codecs.escape_decode(escaped)[0]
+    except ValueError:
+        return None
+
+
+@functools.cache
+def _unfinished_escape() -> re.Pattern[bytes]:
+    return re.compile(rb"\\(?=x(?![0-9A-Fa-f]{2})|u00(?![0-9A-Fa-f]{2}))")
 
 
 class EscapeFamily(NamedTuple):
@@ -732,11 +738,23 @@ class EscapeFamily(NamedTuple):
     lead: bytes
     codec: Codec
 
+    def may_start_key(self, window: bytes) -> bool:
+        """Whether `window` holds how a key's start escaped this way begins (`sk` and the
+        lead, or `s` escaped): a few fast scans, where the full search would look at every
+        `sk` or lead in a window of other escapes."""
+        starts = _starts_escaped(self.lead)
+        return self.lead in window and any(start in window for start in starts)
+
     def key_starts(self) -> _Search:
         return _key_starts_in(self.lead)
 
     def punctuation(self) -> _Search:
         return _punctuation_in(self.lead)
+
+
+@functools.cache
+def _starts_escaped(lead: bytes) -> tuple[bytes, ...]:
+    return (b"sk" + lead, *(start for start in _ESCAPED_SK if start.startswith(lead)))
 
 
 @functools.cache
@@ -759,9 +777,8 @@ FAMILIES = (
 )
 
 
-# Escapes that codecs.escape_decode reads and the token decoder does not, and a table that
-# writes a window as backslashes, their letters (`!`) and other bytes, to look for them fast.
-_BULK_ONLY = tuple(b"\\" + bytes((c,)) for c in b"av01234567\r\n")
+# A table that writes a window as backslashes, the letters after one in escapes that
+# codecs.escape_decode reads and the token decoder does not (`!`), and other bytes.
 _BULK_ONLY_CLASSES = bytes(
     ord("\\") if b == ord("\\") else ord("!") if b in b"av01234567\r\n" else ord(".")
     for b in range(256)
