@@ -668,18 +668,20 @@ _HEX_AS_ZERO = bytes.maketrans(b"0123456789abcdefABCDEF", b"0" * 22)
 
 def _percent_in_bulk(window: bytes) -> bytes | None:
     """Percent-escapes decoded as quoted-printable, which is percent-encoding with `=` for
-    `%`, the window's own `=` written as `=3D`; None if a `%` starts no escape (the lengths
-    tell): quoted-printable reads one otherwise (`==` as `=`; before a line break, as a
-    soft line break that drops both)."""
+    `%`, the window's own `=` written as `=3D` (a tail cut inside an escape kept as it is);
+    None if a `%` starts no escape (the lengths tell): quoted-printable reads one otherwise
+    (`==` as `=`; before a line break, as a soft line break that drops both)."""
     if not _percent_escape().search(window):
         return window
-    if b"%\n" in window or b"%\r" in window:
+    cut = window.rfind(b"%", max(0, len(window) - 2))  # a window can end inside an escape
+    body, tail = (window, b"") if cut < 0 else (window[:cut], window[cut:])
+    if b"%\n" in body or b"%\r" in body:
         return None
-    quoted = window.replace(b"=", b"=3D")
+    quoted = body.replace(b"=", b"=3D")
     plain = binascii.a2b_qp(quoted.replace(b"%", b"="))
-    if len(quoted) - len(plain) != 2 * (window.count(b"%") + window.count(b"=")):
+    if len(quoted) - len(plain) != 2 * (body.count(b"%") + body.count(b"=")):
         return None
-    return plain
+    return plain + tail
 
 
 @functools.cache
