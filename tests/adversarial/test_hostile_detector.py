@@ -119,15 +119,12 @@ def test_keys_among_key_shaped_near_misses_one_a_line_are_each_found(
         assert_nowhere(key, repr(found), repr(in_base64))
 
 
-def test_a_file_of_keys_written_with_escapes_is_tokenized_once_per_window(
-    monkeypatch: pytest.MonkeyPatch, rng: random.Random
-) -> None:
-    """Found by an adversarial review: every key in an escaped window re-ran the token
-    decoder over the whole window (up to 64 KB), so a file of JSON-escaped keys cost its
-    size per key (0.1 MB/s). The decoder now runs once per window, and every key is found."""
+@pytest.fixture
+def token_decoder_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Where each window the token decoder reads starts, as the detector runs."""
     from keysentry.scanner import encodings
 
-    runs = []
+    runs: list[int] = []
     original = encodings._unescape_by_tokens
 
     def counted(window: bytes, lo: int) -> encodings.Decoded:
@@ -135,10 +132,19 @@ def test_a_file_of_keys_written_with_escapes_is_tokenized_once_per_window(
         return original(window, lo)
 
     monkeypatch.setattr(encodings, "_unescape_by_tokens", counted)
+    return runs
+
+
+def test_a_file_of_keys_written_with_escapes_is_tokenized_once_per_window(
+    token_decoder_runs: list[int], rng: random.Random
+) -> None:
+    """Found by an adversarial review: every key in an escaped window re-ran the token
+    decoder over the whole window (up to 64 KB), so a file of JSON-escaped keys cost its
+    size per key (0.1 MB/s). The decoder now runs once per window, and every key is found."""
     keys = [make_key(FORMATS[2], 58, rng).key for _ in range(400)]
     data = "".join('"' + key.replace("-", "\\u002d") + '",\n' for key in keys).encode()
     assert [m.key.decode() for m in detector.detect(data)] == keys
-    assert len(runs) < 10  # one per window: about 62 KB of escaped keys
+    assert len(token_decoder_runs) < 10  # one per window: about 62 KB of escaped keys
 
 
 @pytest.mark.parametrize(
@@ -153,25 +159,15 @@ def test_a_file_of_keys_written_with_escapes_is_tokenized_once_per_window(
     ids=repr,
 )
 def test_escaped_key_starts_beside_other_escapes_are_decoded_in_bulk(
-    unit: bytes, monkeypatch: pytest.MonkeyPatch, rng: random.Random
+    unit: bytes, token_decoder_runs: list[int], rng: random.Random
 ) -> None:
     """Found by a review of the benchmark: a window holding escapes of two kinds, or a `%` or
     backslash that starts no escape, was decoded one token at a time (17-32 MB/s for a
     file of escaped key starts). It is now decoded in bulk, one kind after the other: the
     token decoder runs only to place a key found, and keys among such text are found."""
-    from keysentry.scanner import encodings
-
-    runs = []
-    original = encodings._unescape_by_tokens
-
-    def counted(window: bytes, lo: int) -> encodings.Decoded:
-        runs.append(lo)
-        return original(window, lo)
-
-    monkeypatch.setattr(encodings, "_unescape_by_tokens", counted)
     filler = unit * (200_000 // len(unit))
     assert detector.search(filler) == detector.Detection([], None)
-    assert runs == []
+    assert token_decoder_runs == []
     key = key_of(KeyKind.PROJECT, rng).key
     found = detector.detect(filler + f'\n"{key.replace("-", "%2D")}"\n'.encode() + filler)
     assert [m.key.decode() for m in found] == [key]
