@@ -564,7 +564,7 @@ def escaped_key_families(window: bytes) -> tuple[EscapeFamily, ...]:
     those are decoded."""
     if not _may_hold_key_start(window):
         return ()
-    return tuple(f for f in FAMILIES if f.may_start_key(window) and _holds(f.key_starts(), window))
+    return tuple(f for f in FAMILIES if f.holds_key_start(window))
 
 
 def escaped_base64_families(window: bytes) -> tuple[EscapeFamily, ...]:
@@ -572,13 +572,7 @@ def escaped_base64_families(window: bytes) -> tuple[EscapeFamily, ...]:
     look for: an escape of its punctuation is what it holds, or a key's start."""
     keys = _may_hold_key_start(window)
     return tuple(
-        f
-        for f in FAMILIES
-        if f.lead in window
-        and (
-            _holds(f.punctuation(), window)
-            or (keys and f.may_start_key(window) and _holds(f.key_starts(), window))
-        )
+        f for f in FAMILIES if f.holds_punctuation(window) or (keys and f.holds_key_start(window))
     )
 
 
@@ -740,18 +734,18 @@ class EscapeFamily(NamedTuple):
     lead: bytes
     codec: Codec
 
-    def may_start_key(self, window: bytes) -> bool:
-        """Whether `window` holds how a key's start escaped this way begins (`sk` and the
-        lead, or `s` escaped): a few fast scans, where the full search would look at every
-        `sk` or lead in a window of other escapes."""
-        starts = _starts_escaped(self.lead)
-        return self.lead in window and any(start in window for start in starts)
+    def holds_key_start(self, window: bytes) -> bool:
+        """Whether `window` holds a key's start escaped this way. How one begins (`sk` and
+        the lead, or `s` escaped) is looked for first, with a few fast scans: the full
+        search would look at every `sk` or lead in a window of other escapes."""
+        if self.lead not in window:
+            return False
+        begins = any(start in window for start in _starts_escaped(self.lead))
+        return begins and _holds(_key_starts_in(self.lead), window)
 
-    def key_starts(self) -> _Search:
-        return _key_starts_in(self.lead)
-
-    def punctuation(self) -> _Search:
-        return _punctuation_in(self.lead)
+    def holds_punctuation(self, window: bytes) -> bool:
+        """Whether `window` holds base64's or a key's punctuation escaped this way."""
+        return self.lead in window and _holds(_punctuation_in(self.lead), window)
 
 
 @functools.cache
