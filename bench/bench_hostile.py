@@ -33,6 +33,7 @@ M = MARKER
 b64 = base64.b64encode
 # Key-shaped but rejected (a placeholder): each one costs the detector a full key check.
 NEAR_MISS = b"sk-proj-" + b"a" * 40 + M + b"b" * 40
+ESCAPED_NEAR_MISS = NEAR_MISS.replace(b"-", b"\\u002d")
 
 
 def repeated(unit: bytes, size: int) -> bytes:
@@ -127,6 +128,29 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
         "sk&#45; + marker": lambda: repeated(b"sk&#45;" + M + b" ", size),
         "&#115;&#107;&#45; + escaped marker": lambda: repeated(
             b"&#115;&#107;&#45;&#84;&#51;&#66;&#108; ", size
+        ),
+        # Built by the review of the gate that decodes an escaped window only if it holds a
+        # run as long as a key: key-shaped near-misses (placeholder halves), escaped, so that
+        # every window must be decoded; in UTF-16 strings in binary data, between bytes no key
+        # is written with (two of four readings are read) or beside a letter (all four).
+        "escaped near-miss keys": lambda: repeated(ESCAPED_NEAR_MISS + b" ", size),
+        "escaped near-miss keys beside a lone %": lambda: repeated(
+            ESCAPED_NEAR_MISS + b" 100% ", size
+        ),
+        "HTML-escaped near-miss keys, every character": lambda: repeated(
+            b"".join(b"&#%d;" % c for c in NEAR_MISS) + b" ", size
+        ),
+        "UTF-16 escaped near-miss keys after a high byte": lambda: repeated(
+            b"\xe9" + (ESCAPED_NEAR_MISS + b" ").decode().encode("utf-16-le"), size
+        ),
+        "UTF-16 escaped near-miss keys beside a lone %, after a high byte": lambda: repeated(
+            b"\xe9" + (ESCAPED_NEAR_MISS + b" % ").decode().encode("utf-16-le"), size
+        ),
+        "UTF-16 escaped near-miss keys, a letter between": lambda: repeated(
+            b"a" + ESCAPED_NEAR_MISS.decode().encode("utf-16-le"), size
+        ),
+        "UTF-16 escaped near-miss keys beside a lone %, a letter between": lambda: repeated(
+            b"a" + (ESCAPED_NEAR_MISS + b" % b").decode().encode("utf-16-le"), size
         ),
         "hex needle": lambda: repeated(M.hex().encode(), size),
         "UTF-16 marker": lambda: repeated(M.decode().encode("utf-16-le"), size),

@@ -19,9 +19,11 @@ import gc
 import os
 import random
 import re
+import string
 import time
 from collections.abc import Callable
 from typing import NamedTuple
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -34,6 +36,7 @@ from keysentry.scanner.detect import Detection, detect, search
 from keysentry.scanner.encodings import (
     NEEDLES,
     Codec,
+    Decoded,
     base64_pieces,
     long_runs,
     regular_lines,
@@ -629,8 +632,7 @@ def half_of(rng: random.Random, length: int) -> bytes:
     )
 
 
-# Escapes written whole, for the bulk decoders: each is read alike by every decoder. (HTML
-# references are read by the token decoder only: no `&` among them.)
+# Escapes written whole, for the bulk decoders: each is read alike by every decoder.
 _PERCENT_PIECES = st.one_of(
     st.integers(0, 255).map(lambda v: b"%%%02X" % v),
     st.integers(0, 255).map(lambda v: b"%%%02x" % v),
@@ -646,12 +648,22 @@ def _starts_an_escape(piece: bytes) -> bool:
 _BACKSLASH_PIECES = st.one_of(
     st.integers(0, 255).filter(lambda v: v != 0x25).map(lambda v: b"\\x%02x" % v),
     st.integers(0, 255).filter(lambda v: v != 0x25).map(lambda v: b"\\u%04X" % v),
-    st.sampled_from([b"\\n", b"\\t", b'\\"', b"\\/", b"\\\\", b"\\q"]),
-    # Not after an escaped backslash: what would continue an escape there (`\\\\u00..`,
-    # `\\\\0`) is a corner the bulk decoder reads otherwise.
+    st.sampled_from([b"\\n", b"\\t", b'\\"', b"\\/", b"\\\\", b"\\q", b"\\x4", b"\\u00", b"u0041"]),
+    # Not after a backslash: what would make an octal or bell escape there (`\\0`, `\\a`)
+    # is a corner the bulk decoder declines.
     st.binary(max_size=3).filter(
-        lambda b: not set(b) & set(b"%\\&") and (not b or b[0] not in b"uav01234567\r\n")
+        lambda b: not set(b) & set(b"%\\&") and (not b or b[0] not in b"av01234567\r\n")
     ),
+)
+_HTML_PIECES = st.one_of(
+    st.integers(0, 999).map(lambda v: b"&#%d;" % v),
+    st.integers(0, 999).map(lambda v: b"&#%03d;" % v),
+    st.integers(0, 255).map(lambda v: b"&#x%x;" % v),
+    st.integers(0, 255).map(lambda v: b"&#X%02X;" % v),
+    st.sampled_from(
+        [b"&#", b"&#0065;", b"&#x;", b"&", b"&amp;", b";", b"<", b">", b"]]>", b"\r", b"\r\n"]
+    ),
+    st.binary(max_size=3).filter(lambda b: not set(b) & set(b"%\\&")),
 )
 
 
@@ -661,13 +673,14 @@ def test_percent_escapes_read_in_bulk_are_read_as_the_token_decoder_reads_them(
     pieces: list[bytes],
 ) -> None:
     """Percent-escapes are decoded in bulk as quoted-printable, which reads a `%` that starts
-    no escape otherwise (`==` as `=`, before a line break as a soft line break): the bulk
-    reading equals the token decoder's one, or, where such a `%` is, there is none (the
-    token decoder reads the window)."""
+    no escape as itself, except beside a `%` or `=` (`==` as `=`) or before a line break (a
+    soft line break): the bulk reading equals the token decoder's one, or, where such a `%`
+    is, there is none (the token decoder reads the window)."""
     window = b"".join(pieces)
     bulk = encodings._percent_in_bulk(window)
     if bulk is None:
         assert len(re.findall(rb"%[0-9A-Fa-f]{2}", window)) < window.count(b"%")
+        assert any(pair in window for pair in (b"%%", b"%=", b"%\n", b"%\r"))
     else:
         assert bulk == encodings._unescape_by_tokens(window, 0).data
 
@@ -685,3 +698,104 @@ def test_backslash_and_percent_escapes_side_by_side_read_in_bulk_as_by_tokens(
     reading reads as an escape; the corners where it declines are never generated)."""
     window = b"".join(pieces)
     assert encodings._in_bulk(window) == encodings._unescape_by_tokens(window, 0).data
+
+
+@examples(ci=500)
+@given(pieces=st.lists(st.one_of(_HTML_PIECES, _BACKSLASH_PIECES, _PERCENT_PIECES)))
+def test_html_references_read_in_bulk_are_read_as_the_token_decoder_reads_them(
+    pieces: list[bytes],
+) -> None:
+    """HTML references are decoded by expat, first, then the other kinds: the reading equals
+    the token decoder's, or there is none (a reference expat refuses, a corner where kinds
+    could read each other's output) and the token decoder reads the window."""
+    window = b"".join(pieces)
+    bulk = encodings._in_bulk(window)
+    assert bulk is None or bulk == encodings._unescape_by_tokens(window, 0).data
+
+
+@examples(ci=200)
+@given(
+    pieces=st.lists(
+        st.one_of(
+            st.integers(9, 999).filter(lambda v: v not in (11, 12) and not 13 < v < 32),
+            st.binary(max_size=3).filter(lambda b: not set(b) & set(b"%\\&")),
+        ).map(lambda p: b"&#%d;" % p if isinstance(p, int) else p)
+    )
+)
+def test_html_references_beside_any_text_are_read_in_bulk(pieces: list[bytes | int]) -> None:
+    """Expat refuses only references to control characters: a window of other references
+    among any bytes (markup, control characters, bytes above 0x7F) is read in bulk."""
+    window = b"".join(pieces)  # type: ignore[arg-type]
+    assert encodings._in_bulk(window) == encodings._unescape_by_tokens(window, 0).data
+
+
+# Bytes no key is written with, in any encoding: what UTF-16 strings in binary data sit among
+# in the tests below.
+_QUIET = bytes(
+    b
+    for b in range(1, 256)
+    if chr(b) not in string.ascii_letters + string.digits and b not in b"-_+/=%\\&#;\r\n"
+)
+
+
+def _utf16_strings_in_binary(rng: random.Random, values: list[bytes]) -> bytes:
+    parts = [bytes(rng.choice(_QUIET) for _ in range(rng.randint(4000, 6000)))]
+    for value in values:
+        delimiter = rng.choice([b"", b" ", b'"', b"'", b"<", b":"])
+        text = (delimiter + value + delimiter).decode("latin-1")
+        parts.append(bytes(rng.choice(_QUIET) for _ in range(rng.randint(0, 3))))
+        parts.append(text.encode(rng.choice(["utf-16-le", "utf-16-be"])))
+    parts.append(bytes(rng.choice(_QUIET) for _ in range(rng.randint(20_000, 25_000))))
+    return b"".join(parts)
+
+
+@examples(ci=40)
+@given(seed=st.integers(0, 2**32), count=st.integers(1, 12))
+def test_utf16_strings_in_binary_read_one_way_find_what_both_readings_find(
+    seed: int, count: int
+) -> None:
+    """UTF-16 text in binary data reads the same in LE from one offset and in BE from the
+    next, but at the ends of its runs; where no run of one of the two readings starts or
+    ends with what a key can start or end with, only the other is read, and a key both
+    read whole is reported as before (by the reading from even offsets)."""
+    rng = random.Random(seed)
+    values = []
+    for _ in range(count):
+        key = make_key(*rng.choice(FORMAT_LENGTHS), rng).key.encode()
+        how = rng.choice(["plain", "json", "base64", "near miss"])
+        if how == "json":
+            key = key.replace(b"-", b"\\u002d")
+        elif how == "base64":
+            key = base64.b64encode(key)
+        elif how == "near miss":
+            key = key[:-1]
+        values.append(key)
+    data = _utf16_strings_in_binary(rng, values)
+    with mock.patch.object(encodings, "_one_of", lambda even, odd, shift: (even, odd)):
+        both = search(data)
+    assert search(data) == both
+
+
+def test_utf16_strings_in_binary_among_bytes_no_key_is_written_with_are_read_one_way(
+    rng: random.Random,
+) -> None:
+    """The benchmark's hostile UTF-16 files (strings of escaped key starts in binary data,
+    at both parities) cost four readings, each decoded: with a high byte between strings,
+    each pair of readings is read one way, and a key among them is found as before."""
+    kept: list[tuple[bool, bool]] = []
+    original = encodings._one_of
+
+    def one_of(even: Decoded, odd: Decoded, shift: int) -> tuple[Decoded | None, Decoded | None]:
+        chosen = original(even, odd, shift)
+        kept.append((chosen[0] is not None, chosen[1] is not None))
+        return chosen
+
+    key = make_key(*rng.choice(FORMAT_LENGTHS), rng).key
+    unit = b"\xe9" + f"sk\\u002dproj\\u002d{'a' * 20}{MARKER.decode()}{'b' * 20} ".encode(
+        "utf-16-le"
+    )
+    data = unit * 3000 + b"\xe9" + f'"{key}"'.encode("utf-16-le") + unit * 3000
+    with mock.patch.object(encodings, "_one_of", one_of):
+        found = search(data)
+    assert [m.key.decode() for m in found.matches] == [key]
+    assert kept and all(sum(pair) == 1 for pair in kept)

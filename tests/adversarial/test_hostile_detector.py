@@ -155,6 +155,12 @@ def test_a_file_of_keys_written_with_escapes_is_tokenized_once_per_window(
         b"sk\\u002d" + MARKER + b" \\q\\",  # a backslash that starts no escape
         b"sk%2D" + MARKER + b" \\u0022\0",  # a NUL and a JSON escape among percent-escapes
         b"\xe9" + ("sk\\u002d" + MARKER.decode() + " % ").encode("utf-16-le"),
+        b"sk&#45;" + MARKER + b" ",  # HTML references
+        b"&#115;&#107;&#45;&#84;&#51;&#66;&#108; ",
+        # Markup, entities, a `&#` that starts no reference, a carriage return, a control
+        # character, a reference above 0x7F: all read as the token decoder reads them.
+        b"&#115;&#107;&#45;" + MARKER + b" <b>&amp; &#0065; &#x; \r\n\x01 &#233; ",
+        b"sk&#45;" + MARKER + b" &#233;\xe9 &#34;q %41\\n",  # and escapes of the other kinds
     ],
     ids=repr,
 )
@@ -171,3 +177,20 @@ def test_escaped_key_starts_beside_other_escapes_are_decoded_in_bulk(
     key = key_of(KeyKind.PROJECT, rng).key
     found = detector.detect(filler + f'\n"{key.replace("-", "%2D")}"\n'.encode() + filler)
     assert [m.key.decode() for m in found] == [key]
+
+
+def test_markup_beside_html_references_is_read_as_text_never_as_markup(
+    rng: random.Random,
+) -> None:
+    """HTML references are decoded by expat, an XML parser, with the window as an element's
+    text: markup in a file must stay text. An entity declared in the file and used beside
+    escaped key starts is not expanded (here its expansion would complete a key), and a
+    billion-laughs nest of them costs nothing."""
+    key = key_of(KeyKind.PROJECT, rng).key
+    laughs = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    doctype = f'<!DOCTYPE a [<!ENTITY h "{key[:12]}"><!ENTITY l0 "lol">{laughs}]>'
+    unit = f"<a>&h;{key[12:]} sk&#45;{MARKER.decode()} &l9;</a>\n"
+    data = (doctype + unit * 2000).encode()
+    started = time.process_time()
+    assert detector.search(data) == detector.Detection([], None)
+    assert time.process_time() - started < 5

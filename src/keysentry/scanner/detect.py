@@ -46,8 +46,8 @@ from keysentry.scanner.encodings import (
     base64_pieces,
     base64_views,
     could_hold_base64_key,
-    escaped_base64_families,
-    escaped_key_families,
+    escaped_base64_codec,
+    escaped_key_codec,
     escapes_some_alphanumerics,
     hex_views,
     interior_width,
@@ -143,8 +143,9 @@ _WRAP_WIDTH = 16
 # (_add_outer).
 _ESCAPES = (Codec.ESCAPE, Codec.PERCENT)
 _UTF16 = (Codec.UTF16LE, Codec.UTF16BE)
-# The kinds of escape in which an escaped window is decoded, by the kind of hit that asked for it.
-_FAMILIES_HELD = {"escaped": escaped_key_families, "escaped base64": escaped_base64_families}
+# Whether an escaped window is decoded, and the codec of its matches, by the kind of hit that
+# asked for it.
+_CODEC_HELD = {"escaped": escaped_key_codec, "escaped base64": escaped_base64_codec}
 
 
 class _RunClass(NamedTuple):
@@ -809,10 +810,10 @@ class _Pass:
         if self.depth == 0:
             views += [_View(v, size, (False, False)) for v in _utf16_text(data)]
         for family in ("escaped", "escaped base64"):
-            families_held = _FAMILIES_HELD[family]
+            codec_held = _CODEC_HELD[family]
             for lo, hi, edges, _ in _chunks(self.windows[family], _REACH_ESCAPED, size):
-                if families := families_held(data[lo:hi]):
-                    bulk = unescaped(data, lo, hi, families, self.exact)
+                if codec := codec_held(data[lo:hi]):
+                    bulk = unescaped(data, lo, hi, codec, self.exact)
                     view = Decoded(bulk.fast, bulk.codec, lambda s, e: (s, e))
                     views.append(_View(view, hi - lo, edges, bulk.by_tokens))
         self._search_views(views)
@@ -961,12 +962,12 @@ class _Pass:
         return start % 2 == 0 and not (glued and (before == 0 or buf[before - 1]))
 
     def _add_outer(self, inner: Match, view: Decoded) -> None:
-        start, end = view.locate(inner.start, inner.end)
-        if view.codec in _ESCAPES and escapes_some_alphanumerics(self.data[start:end]):
+        codec, (start, end) = view.report(inner.start, inner.end)
+        if codec in _ESCAPES and escapes_some_alphanumerics(self.data[start:end]):
             return  # letters escaped one by one among plain ones: not a key's writing
-        if view.codec in _UTF16 and not self._utf16_key_stands(view.codec, start, end):
+        if codec in _UTF16 and not self._utf16_key_stands(codec, start, end):
             return
-        encoding = (view.codec, *inner.encoding)
+        encoding = (codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
         self.found.setdefault((match.start, match.key), match)
 

@@ -8,8 +8,8 @@ needle (listed in `needles`) for the multi-pattern search in `detect`; where one
 of text around it is decoded and searched again, and a match in the decoded bytes is located
 back in the window.
 
-Every decoder here is a bulk operation (binascii, bytes.translate, one regex split): the cost
-of a window is proportional to its size, whatever the window holds.
+Every decoder here is a bulk operation (binascii, codecs, bytes.translate, expat, one regex
+split): the cost of a window is proportional to its size, whatever the window holds.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import enum
 import functools
 import itertools
 import re
+import string
 import warnings
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
@@ -28,7 +29,7 @@ from typing import NamedTuple
 import ahocorasick_rs
 
 from keysentry.scanner import needles
-from keysentry.scanner.keys import ALNUM
+from keysentry.scanner.keys import ALNUM, MIN_HALF
 
 
 class Codec(str, enum.Enum):
@@ -62,6 +63,21 @@ class Decoded(NamedTuple):
     data: bytes
     codec: Codec
     locate: Callable[[int, int], tuple[int, int]]  # decoded span -> span in the buffer
+    # UTF-16 read one way where the other way was left out (see utf16_views): that reading,
+    # which reports a match whose characters it reads too, and where it reads this one's
+    # first character.
+    shared: tuple[Decoded, int] | None = None
+
+    def report(self, start: int, end: int) -> tuple[Codec, tuple[int, int]]:
+        """The codec a match at [start, end) reports, and its span in the buffer."""
+        if self.shared is not None:
+            other, shift = self.shared
+            if (
+                start + shift >= 0
+                and other.data[start + shift : end + shift] == self.data[start:end]
+            ):
+                return other.codec, other.locate(start + shift, end + shift)
+        return self.codec, self.locate(start, end)
 
 
 def _case_variants(text: str) -> list[str]:
@@ -354,7 +370,7 @@ def _strided_locator(first: int, width: int) -> Callable[[int, int], tuple[int, 
 _NONZERO_TO_FF = bytes([0] + [0xFF] * 255)
 
 
-def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator[Decoded]:
+def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> list[Decoded]:
     """`buf[lo:hi]` read as UTF-16 LE and BE in code units that start at even offsets of
     `buf` (the way a file that starts at offset 0 is), one byte per code unit: ASCII as
     itself, anything else as 0xFF; with `odd_too`, also from odd offsets where neither even
@@ -365,7 +381,9 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator
     at its ends: at an odd offset, a little-endian string's first character is merged with
     the byte before it when read as BE from even offsets, and a big-endian string's last
     character with the byte after it when read as LE; each is whole only when read from odd
-    offsets (`detect` keeps from those readings only such keys)."""
+    offsets (`detect` keeps from those readings only such keys). Of two such readings, one
+    is left out where a key could be whole in it only (see _one_of): the other reports the
+    keys both read."""
     # Units from `lo` pair each byte of one stride with the next byte of the other, units from
     # `lo + 1` the other way round: each stride is converted once and read by both.
     stretch = buf[lo:hi]
@@ -373,15 +391,54 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> Iterator
     from_lo = ahead.head(behind.length), behind
     from_next = behind.head(max(ahead.length - 1, 0)), ahead.tail()
     even, odd = (from_lo, from_next) if lo % 2 == 0 else (from_next, from_lo)
-    start = lo + lo % 2
-    readings = list(_utf16_readings(*even, start))
-    yield from readings
+    start, odd_start = lo + lo % 2, lo if lo % 2 else lo + 1
+    le_even, be_even = _utf16_readings(*even, start)
     if not odd_too:
-        return
-    mixed = all(_NOT_ASCII in reading.data for reading in readings)
+        return [le_even, be_even]
+    mixed = _NOT_ASCII in le_even.data and _NOT_ASCII in be_even.data
     lone_end = hi >= len(buf) and (hi - start) % 2  # a last byte the even readings leave out
-    if mixed or lone_end:
-        yield from _utf16_readings(*odd, lo if lo % 2 else lo + 1)
+    if not (mixed or lone_end):
+        return [le_even, be_even]
+    le_odd, be_odd = _utf16_readings(*odd, odd_start)
+    if lo == 0 or hi >= len(buf):  # a key at an end of the buffer stands in either reading
+        return [le_even, be_even, le_odd, be_odd]
+    # LE from even offsets and BE from odd ones read the bytes at even offsets, and the other
+    # two the bytes at odd offsets: a character is the even reading's `shift` after.
+    shift = (odd_start - start + 1) // 2
+    a_even, a_odd = _one_of(le_even, be_odd, shift)
+    b_even, b_odd = _one_of(be_even, le_odd, shift - 1)
+    return [r for r in (a_even, b_even, b_odd, a_odd) if r is not None]
+
+
+def _one_of(even: Decoded, odd: Decoded, shift: int) -> tuple[Decoded | None, Decoded | None]:
+    """Two readings of one set of characters, the one from even offsets and the one from
+    odd offsets, or only one of them where the other holds no key of its own. A run of
+    text that both read starts with a character only LE reads and ends with one only BE
+    reads (the other reading merges it with a byte beside it); a key that both read whole
+    is reported by the even one (`detect`). Where no run of a reading starts (LE) or ends
+    (BE) with two characters that a key, in any encoding, can start or end with, that
+    reading finds no key the other does not: only the other is read, and a match in the odd
+    one whose characters the even one reads too is reported by the even one."""
+    if not _may_hold_its_own(odd):
+        return even, None
+    if not _may_hold_its_own(even):
+        return None, odd._replace(shared=(even, shift))
+    return even, odd
+
+
+def _may_hold_its_own(reading: Decoded) -> bool:
+    """Whether a run of `reading` starts (LE) or ends (BE) with two characters a key can
+    start or end with; a run is what the reading reads between units it does not (0xFF)."""
+    classes = reading.data.translate(_RUN_ENDS)
+    return (b"Fkk" if reading.codec is Codec.UTF16LE else b"kkF") in classes
+
+
+# What a key, in any encoding, can start or end with, or have beside it there (`\\u0022sk-`):
+# `k`; a unit that a reading does not read: `F`.
+_KEYISH = frozenset(ALNUM | frozenset(b"-_+/=%\\&#;\r\n"))
+_RUN_ENDS = bytes(
+    ord("k") if b in _KEYISH else ord("F") if b == 0xFF else ord(".") for b in range(256)
+)
 
 
 class _Stride(NamedTuple):
@@ -409,14 +466,13 @@ class _Stride(NamedTuple):
         return _Stride(length, self.value & keep, self.set & keep)
 
 
-def _utf16_readings(first: _Stride, second: _Stride, offset: int) -> Iterator[Decoded]:
+def _utf16_readings(first: _Stride, second: _Stride, offset: int) -> tuple[Decoded, Decoded]:
     """Units of a `first` and a `second` byte, from `offset`: read as LE (the first byte is
-    the character where the second is NUL), then as BE."""
+    the character where the second is NUL), and as BE."""
     locate = _strided_locator(offset, 2)
-    data = (first.value | second.set).to_bytes(first.length, "big")
-    yield Decoded(data, Codec.UTF16LE, locate)
-    data = (second.value | first.set).to_bytes(first.length, "big")
-    yield Decoded(data, Codec.UTF16BE, locate)
+    little = (first.value | second.set).to_bytes(first.length, "big")
+    big = (second.value | first.set).to_bytes(first.length, "big")
+    return Decoded(little, Codec.UTF16LE, locate), Decoded(big, Codec.UTF16BE, locate)
 
 
 # --- escapes ------------------------------------------------------------------------------
@@ -559,27 +615,51 @@ def could_hold_base64_key(window: bytes) -> bool:
     return has_breaks and _holds(search, window.translate(None, b"\r\n"))
 
 
-def escaped_key_families(window: bytes) -> tuple[EscapeFamily, ...]:
-    """The kinds of escape in which `window` holds a key's start (see `_ESCAPED_SK`): only
-    those are decoded."""
-    if not _may_hold_key_start(window):
-        return ()
-    return tuple(f for f in FAMILIES if f.holds_key_start(window))
+def escaped_key_codec(window: bytes) -> Codec | None:
+    """The codec of the keys `window` holds escaped, if it holds a key's start escaped (see
+    `_ESCAPED_SK`), else None: only such windows are decoded. A window without a run of key
+    characters and escapes as long as the shortest key holds no key, however it reads."""
+    if not _may_hold_key_start(window) or _LONG_ESCAPED_RUN not in window.translate(
+        _ESCAPED_KEY_CHARACTERS
+    ):
+        return None
+    return _codec_held(lambda family: family.holds_key_start(window))
 
 
-def escaped_base64_families(window: bytes) -> tuple[EscapeFamily, ...]:
-    """Base64 with its punctuation escaped (a URL parameter, PHP's JSON) holds no `sk` to
-    look for: an escape of its punctuation is what it holds, or a key's start."""
+def escaped_base64_codec(window: bytes) -> Codec | None:
+    """The same for base64 with its punctuation escaped (a URL parameter, PHP's JSON), which
+    holds no `sk` to look for: an escape of its punctuation is what it holds, or a key's
+    start."""
     keys = _may_hold_key_start(window)
-    return tuple(
-        f for f in FAMILIES if f.holds_punctuation(window) or (keys and f.holds_key_start(window))
+    return _codec_held(
+        lambda f: f.holds_punctuation(window) or (keys and f.holds_key_start(window))
     )
+
+
+def _codec_held(holds: Callable[[EscapeFamily], bool]) -> Codec | None:
+    """`percent` where only percent-escapes hold what is looked for, `escape` where others
+    do (whatever percent-escapes hold then), None where none do."""
+    if holds(_BACKSLASHES) or holds(_REFERENCES):
+        return Codec.ESCAPE
+    return Codec.PERCENT if holds(_PERCENTS) else None
+
+
+# What a key's characters, or its base64, are written with, plainly or escaped (`%2D`,
+# `\\u002d`, `&#45;`): an escaped key is a run of these at least as long as the key.
+_ESCAPED_KEY_CHARACTERS = bytes(int(b in ALNUM or b in b"-_+/=%\\&#;") for b in range(256))
+_LONG_ESCAPED_RUN = b"\1" * (3 + 2 * MIN_HALF + len(needles.MARKER))
 
 
 def _may_hold_key_start(window: bytes) -> bool:
     # `sk` plainly or escaped first: most windows have neither, and telling so is fastest
-    # with the fewest patterns.
-    return b"sk" in window or _holds(_escaped_sk(), window)
+    # with the fewest patterns; then how an escaped key start begins in any kind of escape
+    # (`sk` and a lead, or `s` escaped), in one search rather than one scan each.
+    return (b"sk" in window or _holds(_escaped_sk(), window)) and _holds(_begins(), window)
+
+
+@functools.cache
+def _begins() -> _Search:
+    return _search_for({start for lead in (b"\\", b"%", b"&") for start in _starts_escaped(lead)})
 
 
 _ALNUM_BYTES = bytes(sorted(ALNUM))
@@ -606,11 +686,9 @@ class Unescaped(NamedTuple):
     by_tokens: Callable[[], Decoded]
 
 
-def unescaped(
-    buf: bytes, lo: int, hi: int, families: tuple[EscapeFamily, ...], exact: bool = False
-) -> Unescaped:
-    """`buf[lo:hi]` read for keys escaped in each of `families` (see `_in_bulk`), or only
-    by the token decoder if `exact`."""
+def unescaped(buf: bytes, lo: int, hi: int, codec: Codec, exact: bool = False) -> Unescaped:
+    """`buf[lo:hi]` read in bulk (see `_in_bulk`), its matches reported as `codec`, or only
+    by the token decoder if `exact` (or where the bulk reading could differ)."""
     window = buf[lo:hi]
 
     def by_tokens() -> Decoded:
@@ -620,23 +698,26 @@ def unescaped(
     if fast is None:
         view = by_tokens()
         return Unescaped(view.data, view.codec, lambda: view)
-    codec = families[0].codec if len(families) == 1 else Codec.ESCAPE
     return Unescaped(fast, codec, by_tokens)
 
 
 def _in_bulk(window: bytes) -> bytes | None:
     """A C-speed reading of `window`'s escapes, exactly as the token decoder reads them, or
-    None where it could read otherwise (HTML references, the corners below): the token
-    decoder reads those windows, as it locates every match.
+    None where it could read otherwise (the corners below): the token decoder reads those
+    windows, as it locates every match.
 
-    Backslash escapes are decoded first, then percent-escapes; neither may read what the
-    other decoded, as the token decoder does not, so a window where one could (an escape of
-    `%`, a `%` that a backslash follows within its escape) is left to the token decoder.
+    HTML references are decoded first, then backslash escapes, then percent-escapes; none
+    may read what another decoded, as the token decoder does not, so a window where one
+    could (a reference to `\\` or `%`, or inside an escape; an escape of `%`, a `%` that a
+    backslash follows within its escape) is left to the token decoder.
     Reading a corner otherwise would not do even as a filter: it can glue a key to what it
     reads there (`%4\\x31sk-…` reads `%41sk-…` by tokens, a key after an escape's tail)."""
-    if b"&#" in window:
-        return None
     has_percent, has_backslash = b"%" in window, b"\\" in window
+    if b"&#" in window:
+        html = _html_in_bulk(window, has_percent or has_backslash)
+        if html is None:
+            return None
+        window = html
     if has_percent and has_backslash:
         if _reads_across(window):
             return None
@@ -647,24 +728,154 @@ def _in_bulk(window: bytes) -> bytes | None:
     return _backslash_in_bulk(window) if has_backslash else window
 
 
+def _html_in_bulk(window: bytes, other_escapes: bool) -> bytes | None:
+    """HTML numeric references decoded by expat, the C XML parser of the standard library,
+    with the window as the text of one element, written so that expat reads it as the
+    token decoder does (_xml_text, _expat_text, _as_tokens_read). None where expat refuses
+    a reference (to a control character) and, beside escapes of other kinds, where a
+    reference is to `\\` or `%` or inside such an escape (`\\x4&#49;`, see _in_bulk). A
+    tail cut inside a reference is kept as it is."""
+    cut = window.rfind(b"&", max(0, len(window) - _LONGEST_REFERENCE + 1))
+    if cut >= 0 and b";" not in window[cut:]:
+        body, tail = window[:cut], window[cut:]
+    else:
+        body, tail = window, b""
+    classes = body.translate(_REFERENCE_CLASSES)
+    if other_escapes and any(lead in classes for lead in _ESCAPE_LEADS_BEFORE_A_REFERENCE):
+        return None
+    longer = b"&#hhhh" in classes or b"&#xhhh" in classes  # a `&#` with more digits than a token
+    text = _xml_text(body, longer)
+    controls = set(body.translate(None, _XML_TEXT))
+    decoded = _expat_text(text, controls)
+    if decoded is None and not longer:
+        # A `&#` that starts no token, or a reference to a control character.
+        text = _xml_text(body, True)
+        decoded = _expat_text(text, controls)
+    data = None if decoded is None else _as_tokens_read(decoded, body, text, controls)
+    if data is None or (
+        other_escapes
+        and (data.count(b"\\") != body.count(b"\\") or data.count(b"%") != body.count(b"%"))
+    ):
+        return None  # a reference to `\\` or `%`
+    return data + tail
+
+
+def _xml_text(body: bytes, stray: bool) -> bytes:
+    """`body` written as XML text that expat reads as the token decoder reads it: `&`, `<`
+    and `>` as references where they start none (never markup or entities), a carriage
+    return as a reference (expat would read it as a line break); if `stray`, each `&#` that
+    starts no token as written (`&#0065;`, `&#;`), looked for only then: expat reads some as
+    references and refuses the others."""
+    text = body
+    if body.count(b"&") != body.count(b"&#"):  # an `&` that starts no reference
+        text = text.replace(b"&", b"&amp;").replace(b"&amp;#", b"&#")
+    if stray:
+        text = _NOT_A_TOKEN.sub(b"&amp;#", text)
+    text = text.replace(b"&#X", b"&#x")  # expat knows the lower case only
+    return text.replace(b"<", b"&lt;").replace(b">", b"&gt;").replace(b"\r", b"&#13;")
+
+
+def _expat_text(text: bytes, controls: set[int]) -> str | None:
+    """The text of an element whose content is `text` (Latin-1), or None if expat refuses it.
+    The `controls` in it, which XML text cannot hold, are read through stand-ins."""
+    from xml.parsers import expat
+
+    for control in controls:
+        text = text.replace(bytes((control,)), b"&#x%X;" % (_STAND_IN + control))
+    parser = expat.ParserCreate("ISO-8859-1")
+    parser.buffer_text = True  # the text in one piece, not a call per line or reference
+    parser.buffer_size = len(text) + 1
+    pieces: list[str] = []
+    parser.CharacterDataHandler = pieces.append
+    try:
+        parser.Parse(b"<a>" + text + b"</a>", True)
+    except expat.ExpatError:
+        return None
+    decoded = "".join(pieces)
+    for control in controls:
+        decoded = decoded.replace(chr(_STAND_IN + control), chr(control))
+    return decoded
+
+
+def _as_tokens_read(decoded: str, body: bytes, text: bytes, controls: set[int]) -> bytes | None:
+    """Expat's reading as bytes, with a reference above 0x7F as 0xFF: expat reads it as that
+    character, the token decoder as not ASCII. Where the window also holds such bytes
+    written plainly, it is read again with those references to a character above 0xFF."""
+    if decoded.isascii():
+        return decoded.encode("ascii")
+    data = _ABOVE_LATIN_1.sub("\xff", decoded).encode("latin-1")
+    plainly = _count_high(body)
+    if _count_high(data) == plainly:
+        return data  # no reference above 0x7F
+    if not plainly:
+        return data.translate(_HIGH_TO_FF)
+    again = _expat_text(_HIGH_REFERENCE.sub(b"&#x%X;" % _ABOVE_FF, text), controls)
+    return None if again is None else _ABOVE_LATIN_1.sub("\xff", again).encode("latin-1")
+
+
+def _count_high(data: bytes) -> int:
+    return len(data) - len(data.translate(None, _HIGH))
+
+
+_LONGEST_REFERENCE = len(b"&#127;")
+# A window as the bytes of references (`&`, `#`, `;`, `x` for `x` or `X`, `h` for a hex digit),
+# escapes' leads (`\\`, `%`, `u`) and other bytes (`.`).
+_REFERENCE_CLASSES = bytes(
+    ord("h")
+    if chr(b) in string.hexdigits
+    else ord("x")
+    if b in b"xX"
+    else b
+    if b in b"&#;\\%u"
+    else ord(".")
+    for b in range(256)
+)
+# An escape's lead, and the part of it that a reference after it would complete.
+_ESCAPE_LEADS_BEFORE_A_REFERENCE = (
+    b"%&",
+    b"%h&",
+    b"\\&",
+    b"\\x&",
+    b"\\xh&",
+    b"\\u&",
+    b"\\uh&",
+    b"\\uhh&",
+    b"\\uhhh&",
+)
+# A `&#` that starts no token (`&#0065;`, `&#;`): the token decoder reads it as written.
+_NOT_A_TOKEN = re.compile(rb"&#(?!(?:[0-9]{1,3}|[xX][0-9A-Fa-f]{1,2});)")
+# A reference above 0x7F (as written in the text given to expat: `x` in lower case).
+_HIGH_REFERENCE = re.compile(rb"&#(?:[2-9][0-9]{2}|1[3-9][0-9]|12[89]|x[89A-Fa-f][0-9A-Fa-f]);")
+# Bytes that XML text can hold; a control character is read through a stand-in, a character
+# of the private use area whose code is _STAND_IN above its own.
+_XML_TEXT = b"\t\n\r" + bytes(range(0x20, 0x100))
+_STAND_IN = 0xE000
+_ABOVE_FF = _STAND_IN + 0xFF
+_HIGH = bytes(range(0x80, 0x100))
+_HIGH_TO_FF = bytes(range(0x80)) + b"\xff" * 0x80
+_ABOVE_LATIN_1 = re.compile("[^\x00-\xff]")
+
+
 def _reads_across(window: bytes) -> bool:
     """Whether one kind of escape could read what the other decoded: an escape of `%`, or a
     `%` that a backslash follows within its escape (`%\\x34`, `%4\\x31`)."""
-    if b"\\x25" in window or b"\\u0025" in window:
-        return True
-    classes = window.translate(_HEX_AS_ZERO)
-    return b"%\\" in classes or b"%0\\" in classes
+    return _holds(_across(), window)
 
 
-# Every hex digit as `0`, to look for a `%` that a backslash follows within an escape.
-_HEX_AS_ZERO = bytes.maketrans(b"0123456789abcdefABCDEF", b"0" * 22)
+@functools.cache
+def _across() -> _Search:
+    digits = string.hexdigits.encode()
+    return _search_for(
+        {b"\\x25", b"\\u0025", b"%\\", *(b"%" + bytes((d,)) + b"\\" for d in digits)}
+    )
 
 
 def _percent_in_bulk(window: bytes) -> bytes | None:
     """Percent-escapes decoded as quoted-printable, which is percent-encoding with `=` for
-    `%`, the window's own `=` written as `=3D` (a tail cut inside an escape kept as it is);
-    None if a `%` starts no escape (the lengths tell): quoted-printable reads one otherwise
-    (`==` as `=`; before a line break, as a soft line break that drops both)."""
+    `%`, the window's own `=` written as `=3D` (a tail cut inside an escape kept as it is).
+    Quoted-printable reads a `=` that starts no escape as itself, but `==` as `=` and one
+    before a line break as a soft line break that drops both: where a `%` starts no escape
+    (the lengths tell), see _with_lone_percents."""
     if not _percent_escape().search(window):
         return window
     cut = window.rfind(b"%", max(0, len(window) - 2))  # a window can end inside an escape
@@ -673,9 +884,33 @@ def _percent_in_bulk(window: bytes) -> bytes | None:
         return None
     quoted = body.replace(b"=", b"=3D")
     plain = binascii.a2b_qp(quoted.replace(b"%", b"="))
-    if len(quoted) - len(plain) != 2 * (body.count(b"%") + body.count(b"=")):
+    if len(quoted) - len(plain) == 2 * (body.count(b"%") + body.count(b"=")):
+        return plain + tail
+    with_lone = _with_lone_percents(body)
+    return None if with_lone is None else with_lone + tail
+
+
+def _with_lone_percents(body: bytes) -> bytes | None:
+    """`body`, which holds a `%` that starts no escape (`100%`), decoded as quoted-printable
+    with every `=` it reads, its own and `%3D`, written as the escape of a stand-in byte that
+    it holds in neither form: the `=` read then are those `%`. None beside a `%` or `=`,
+    which quoted-printable would read with it."""
+    if b"%%" in body or b"%=" in body:
         return None
-    return plain + tail
+    stand_in = next((b for b in _PERCENT_STAND_INS if b not in body and b"%%%X" % b not in body), 0)
+    if not stand_in:
+        return None
+    escape = b"%%%X" % stand_in
+    written = body.replace(b"%3D", escape).replace(b"%3d", escape).replace(b"=", escape)
+    plain = binascii.a2b_qp(written.replace(b"%", b"="))
+    lone = plain.count(b"=")
+    if len(written) - len(plain) != 2 * (written.count(b"%") - lone):
+        return None
+    return plain.translate(bytes.maketrans(b"=" + bytes((stand_in,)), b"%="))
+
+
+# Bytes whose escape is written one way only (two decimal digits), and that no key holds.
+_PERCENT_STAND_INS = bytes(b for b in range(0x80, 0x100) if f"{b:X}".isdigit())
 
 
 @functools.cache
@@ -683,17 +918,12 @@ def _percent_escape() -> re.Pattern[bytes]:
     return re.compile(rb"%[0-9A-Fa-f]{2}")
 
 
-@functools.cache
-def _wide_escape() -> re.Pattern[bytes]:
-    return re.compile(rb"\\u[0-9A-Fa-f]{4}")
-
-
 def _backslash_in_bulk(window: bytes) -> bytes | None:
-    """Backslash escapes decoded by codecs.escape_decode; None where it reads an escape that
-    the token decoder does not (octal, `\\a`, a line continuation: a Windows path in JSON,
-    `C:\\\\apps`, holds one). A `\\x` or `\\u00` without its two hex digits (as where two
-    views meet in a batch, one cut inside an escape) fails it: its backslash is doubled, so
-    that it reads as written, and the window decoded again."""
+    """Backslash escapes decoded in bulk (_escape_decode); None where that reads an escape
+    that the token decoder does not (octal, `\\a`, `\\N{...}`, `\\U`, a line continuation:
+    a Windows path in JSON, `C:\\\\apps`, holds one). A `\\x` or `\\u` without its hex
+    digits (as where two views meet in a batch, one cut inside an escape) fails it: its
+    backslash is doubled, so that it reads as written, and the window decoded again."""
     if b"\\!" in window.translate(_BULK_ONLY_CLASSES):
         return None
     # A window can end inside an escape: that tail is kept as it is. A backslash there that
@@ -709,30 +939,34 @@ def _backslash_in_bulk(window: bytes) -> bytes | None:
 
 
 def _escape_decode(body: bytes) -> bytes | None:
-    escaped = body.replace(b"\\u00", b"\\x").replace(b"\\/", b"/")
-    # Escapes of characters above 0xFF: one byte, not ASCII. (A `u1234` after an escaped
-    # backslash is no escape: a window that holds one keeps them as written, a corner.)
-    if b"\\u" in escaped and b"\\\\u" not in escaped:
-        escaped = _wide_escape().sub(b"\\\\xff", escaped)
+    """Backslash escapes read by `unicode_escape`, which reads every escape the token
+    decoder does as it does (an escaped backslash as one, `\\uXXXX` above 0xFF as a
+    character that is then not ASCII) but JSON's `\\/`, and more that _backslash_in_bulk
+    declines; None where it fails (an escape without its digits)."""
+    if b"/" in body:
+        body = body.replace(b"\\/", b"/")
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return codecs.escape_decode(escaped)[0]
-    except ValueError:
+            warnings.simplefilter("ignore")  # `\\q`: an escape it does not know, kept
+            text = codecs.unicode_escape_decode(body)[0]
+    except UnicodeDecodeError:
         return None
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _ABOVE_LATIN_1.sub("\xff", text).encode("latin-1")
 
 
 @functools.cache
 def _unfinished_escape() -> re.Pattern[bytes]:
-    return re.compile(rb"\\(?=x(?![0-9A-Fa-f]{2})|u00(?![0-9A-Fa-f]{2}))")
+    return re.compile(rb"\\(?=x(?![0-9A-Fa-f]{2})|u(?![0-9A-Fa-f]{4}))")
 
 
 class EscapeFamily(NamedTuple):
-    """One kind of escape: the byte its escapes start with, the codec its matches report,
-    and the escapes that a window must hold to be decoded for it."""
+    """One kind of escape: the byte its escapes start with, and the escapes that a window
+    must hold to be decoded for it."""
 
     lead: bytes
-    codec: Codec
 
     def holds_key_start(self, window: bytes) -> bool:
         """Whether `window` holds a key's start escaped this way. How one begins (`sk` and
@@ -766,17 +1000,15 @@ def _punctuation_in(lead: bytes) -> _Search:
     return _search_for({form for form in forms if form.startswith(lead)})
 
 
-FAMILIES = (
-    EscapeFamily(b"\\", Codec.ESCAPE),
-    EscapeFamily(b"%", Codec.PERCENT),
-    EscapeFamily(b"&", Codec.ESCAPE),
-)
+_BACKSLASHES = EscapeFamily(b"\\")
+_PERCENTS = EscapeFamily(b"%")
+_REFERENCES = EscapeFamily(b"&")
 
 
 # A table that writes a window as backslashes, the letters after one in escapes that
 # codecs.escape_decode reads and the token decoder does not (`!`), and other bytes.
 _BULK_ONLY_CLASSES = bytes(
-    ord("\\") if b == ord("\\") else ord("!") if b in b"av01234567\r\n" else ord(".")
+    ord("\\") if b == ord("\\") else ord("!") if b in b"av01234567NU\r\n" else ord(".")
     for b in range(256)
 )
 
