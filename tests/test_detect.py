@@ -271,3 +271,16 @@ def test_padded_base64_values_one_a_line_share_a_window(rng: random.Random) -> N
     assert search.windows["wrapped"] == []
     assert len(search.windows["stretch"]) <= len(data) // (1 << 14) + 2
     assert [m.key for m in detect(data)] == [key]
+
+
+@pytest.mark.parametrize("beside", [b"", b"&#32; ", b"&#1; ", b"\\a \\n ", b"100% "], ids=repr)
+def test_a_percent_encoded_key_reports_percent_whatever_escapes_sit_beside_it(
+    beside: bytes, rng: random.Random
+) -> None:
+    """Found by the review of the bulk HTML decoder: the codec came from the kinds of escape
+    that hold a key's start when a window was read in bulk, and from every token when the
+    token decoder read it (an octal or bell escape, a reference to a control character), so
+    text beside a key changed its label. It comes from the key's start either way."""
+    key = every_format(rng)[0].key
+    (match,) = detect(b"x = " + beside + key.replace("-", "%2D").encode() + b";")
+    assert (match.key.decode(), match.encoding) == (key, (Codec.PERCENT,))

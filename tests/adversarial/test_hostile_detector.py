@@ -127,9 +127,9 @@ def token_decoder_runs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     runs: list[int] = []
     original = encodings._unescape_by_tokens
 
-    def counted(window: bytes, lo: int) -> encodings.Decoded:
+    def counted(window: bytes, lo: int, codec: encodings.Codec) -> encodings.Decoded:
         runs.append(lo)
-        return original(window, lo)
+        return original(window, lo, codec)
 
     monkeypatch.setattr(encodings, "_unescape_by_tokens", counted)
     return runs

@@ -928,7 +928,7 @@ class _Pass:
         would otherwise cost its whole size per key). Where the bulk decoder read a corner
         of it differently, the token decoder's reading is searched instead."""
         assert view.by_tokens is not None
-        exact = view.by_tokens()._replace(codec=view.decoded.codec)
+        exact = view.by_tokens()
         if exact.data == view.decoded.data:
             for local in matches:
                 self._add_outer(local, exact)

@@ -692,12 +692,12 @@ def unescaped(buf: bytes, lo: int, hi: int, codec: Codec, exact: bool = False) -
     window = buf[lo:hi]
 
     def by_tokens() -> Decoded:
-        return _unescape_by_tokens(window, lo)
+        return _unescape_by_tokens(window, lo, codec)
 
     fast = None if exact else _in_bulk(window)
     if fast is None:
         view = by_tokens()
-        return Unescaped(view.data, view.codec, lambda: view)
+        return Unescaped(view.data, codec, lambda: view)
     return Unescaped(fast, codec, by_tokens)
 
 
@@ -1024,12 +1024,11 @@ def _run_of_backslashes(window: bytes, end: int) -> int:
     return run
 
 
-def _unescape_by_tokens(window: bytes, lo: int) -> Decoded:
+def _unescape_by_tokens(window: bytes, lo: int, codec: Codec) -> Decoded:
     parts = _token().split(window)
     tokens = parts[1::2]
     parts[1::2] = map(_token_table().get, tokens, itertools.repeat(_NOT_ASCII))
     data = b"".join(parts)
-    codec = Codec.PERCENT if all(t[:1] == b"%" for t in tokens) else Codec.ESCAPE
 
     @functools.cache
     def starts() -> tuple[list[int], list[int]]:
