@@ -799,3 +799,21 @@ def test_utf16_strings_in_binary_among_bytes_no_key_is_written_with_are_read_one
         found = search(data)
     assert [m.key.decode() for m in found.matches] == [key]
     assert kept and all(sum(pair) == 1 for pair in kept)
+
+
+def test_base64_with_json_slashes_whose_key_ends_on_an_escaped_slash_spans_the_escape(
+    rng: random.Random,
+) -> None:
+    """Found by the long profile: where the last character that carries a key's bits in its
+    base64 is a `/` written `\\/`, the key was reported ending on the backslash (a stretch
+    reads it as `/`) rather than after the escape, as the reading with `\\/` decoded has it."""
+    for _ in range(200):
+        key = make_key(*rng.choice(FORMAT_LENGTHS), rng).key.encode()
+        value = base64_of(Encoded(key + "é".encode(), 0, len(key)), False, True)
+        if value.data[value.end - 1 : value.end] == b"/":
+            break
+    else:
+        raise AssertionError("no key whose base64 ends on a slash")
+    doc = json_slashes(value)
+    (match,) = detect(b" " + doc.data + b" ")
+    assert (match.key, match.start, match.end) == (key, 1 + doc.start, 1 + doc.end)

@@ -184,6 +184,8 @@ _SHAPE = bytes(
 )
 _KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_RUN)
 # N base64 characters carry 6N bits: the shortest key's 8 * MIN_KEY_RUN need this many.
+# What a key's base64 span can hold: its characters, padding, line breaks (wrapped).
+_IN_BASE64_SPANS = _BASE64_CHARS + b"=\r\n"
 _BASE64_KEY_RUN = -(-8 * MIN_KEY_RUN // 6)
 _BASE64_RUNS = _run_class(_BASE64_CHARS, _BASE64_KEY_RUN)
 _WRAPPED_RUNS = _run_class(_BASE64_CHARS + b"\r\n", _BASE64_KEY_RUN)
@@ -967,9 +969,16 @@ class _Pass:
             return  # letters escaped one by one among plain ones: not a key's writing
         if codec in _UTF16 and not self._utf16_key_stands(codec, start, end):
             return
+        if codec is Codec.BASE64 and self.data[start:end].translate(None, _IN_BASE64_SPANS):
+            return  # read across what a stretch reads as `/` (the `\` of `\/`): not its base64
         encoding = (codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
-        self.found.setdefault((match.start, match.key), match)
+        # One occurrence read two ways ends where the reading that took in more of its
+        # encoding says: base64 with `\/` read as it is (a stretch reads whatever is not
+        # base64, so the `\` too, as `/`, and ends a key on it) and with `\/` decoded first.
+        before = self.found.get((match.start, match.key))
+        if before is None or before.end < match.end:
+            self.found[match.start, match.key] = match
 
 
 class _View(NamedTuple):
