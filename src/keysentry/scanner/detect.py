@@ -974,10 +974,10 @@ class _Pass:
         encoding = (codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
         # One occurrence read two ways ends where the reading that took in more of its
-        # encoding says: base64 with `\/` read as it is (a stretch reads whatever is not
-        # base64, so the `\` too, as `/`, and ends a key on it) and with `\/` decoded first.
+        # encoding says (base64 with `\/` read as it is ends a key on the `\`, read with
+        # `\/` decoded first after it), and is reported through the fewer layers.
         before = self.found.get((match.start, match.key))
-        if before is None or before.end < match.end:
+        if before is None or (before.end, -len(before.encoding)) < (end, -len(encoding)):
             self.found[match.start, match.key] = match
 
 
