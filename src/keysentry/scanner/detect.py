@@ -61,6 +61,7 @@ from keysentry.scanner.keys import (
     MAX_HALF,
     MAX_PREFIX,
     MIN_HALF,
+    MIN_KEY_LENGTH,
     Classified,
     classify,
 )
@@ -75,8 +76,7 @@ BUDGET_PER_BYTE = 64
 BUDGET_FLOOR = 1 << 20
 
 _INF = 1 << 62
-# The shortest key: `sk-`, two halves of MIN_HALF, the marker.
-MIN_KEY_RUN = 3 + 2 * MIN_HALF + len(MARKER)
+MIN_KEY_RUN = MIN_KEY_LENGTH  # a key is a run of at least this many key characters
 _KEY_REACH = MAX_PREFIX + 2 * MAX_HALF + len(MARKER)  # the longest key
 # How far before its marker a key's `sk-` is: at least `sk-` and a half, at most the longest
 # prefix and a half.
@@ -184,11 +184,11 @@ _SHAPE = bytes(
 )
 _KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_RUN)
 # N base64 characters carry 6N bits: the shortest key's 8 * MIN_KEY_RUN need this many.
-# What a key's base64 span can hold: its characters, padding, line breaks (wrapped).
-_IN_BASE64_SPANS = _BASE64_CHARS + b"=\r\n"
 _BASE64_KEY_RUN = -(-8 * MIN_KEY_RUN // 6)
 _BASE64_RUNS = _run_class(_BASE64_CHARS, _BASE64_KEY_RUN)
 _WRAPPED_RUNS = _run_class(_BASE64_CHARS + b"\r\n", _BASE64_KEY_RUN)
+# What a key's base64 span can hold: its characters, padding, line breaks (wrapped).
+_IN_BASE64_SPANS = _BASE64_CHARS + b"=\r\n"
 _HEX_RUNS = _run_class(b"0123456789abcdefABCDEF", 2 * MIN_KEY_RUN)
 
 

@@ -29,7 +29,7 @@ from typing import NamedTuple
 import ahocorasick_rs
 
 from keysentry.scanner import needles
-from keysentry.scanner.keys import ALNUM, MIN_HALF
+from keysentry.scanner.keys import ALNUM, MIN_KEY_LENGTH
 
 
 class Codec(str, enum.Enum):
@@ -433,11 +433,14 @@ def _may_hold_its_own(reading: Decoded) -> bool:
     return (b"Fkk" if reading.codec is Codec.UTF16LE else b"kkF") in classes
 
 
-# What a key, in any encoding, can start or end with, or have beside it there (`\\u0022sk-`):
-# `k`; a unit that a reading does not read: `F`.
-_KEYISH = frozenset(ALNUM | frozenset(b"-_+/=%\\&#;\r\n"))
+# What a key's characters, or its base64, are written with, plainly or escaped (`%2D`,
+# `\\u002d`, `&#45;`).
+_WRITTEN_IN = frozenset(ALNUM | frozenset(b"-_+/=%\\&#;"))
+# What a key, in any encoding, can start or end with, or have beside it there (`\\u0022sk-`;
+# a line break of wrapped base64): `k`; a unit that a reading does not read: `F`.
 _RUN_ENDS = bytes(
-    ord("k") if b in _KEYISH else ord("F") if b == 0xFF else ord(".") for b in range(256)
+    ord("k") if b in _WRITTEN_IN or b in b"\r\n" else ord("F") if b == 0xFF else ord(".")
+    for b in range(256)
 )
 
 
@@ -644,17 +647,18 @@ def _codec_held(holds: Callable[[EscapeFamily], bool]) -> Codec | None:
     return Codec.PERCENT if holds(_PERCENTS) else None
 
 
-# What a key's characters, or its base64, are written with, plainly or escaped (`%2D`,
-# `\\u002d`, `&#45;`): an escaped key is a run of these at least as long as the key.
-_ESCAPED_KEY_CHARACTERS = bytes(int(b in ALNUM or b in b"-_+/=%\\&#;") for b in range(256))
-_LONG_ESCAPED_RUN = b"\1" * (3 + 2 * MIN_HALF + len(needles.MARKER))
+# An escaped key is a run of _WRITTEN_IN at least as long as the key.
+_ESCAPED_KEY_CHARACTERS = bytes(int(b in _WRITTEN_IN) for b in range(256))
+_LONG_ESCAPED_RUN = b"\1" * MIN_KEY_LENGTH
 
 
 def _may_hold_key_start(window: bytes) -> bool:
-    # `sk` plainly or escaped first: most windows have neither, and telling so is fastest
-    # with the fewest patterns; then how an escaped key start begins in any kind of escape
-    # (`sk` and a lead, or `s` escaped), in one search rather than one scan each.
-    return (b"sk" in window or _holds(_escaped_sk(), window)) and _holds(_begins(), window)
+    """Whether an escaped key start begins in `window` in any kind of escape (`sk` and a
+    lead, or `s` escaped), in one search rather than one scan each. Without a plain `sk`
+    (most windows) only the escaped forms can: the fewest patterns."""
+    if b"sk" in window:
+        return _holds(_begins(), window)
+    return _holds(_escaped_sk(), window)
 
 
 @functools.cache
@@ -803,14 +807,23 @@ def _as_tokens_read(decoded: str, body: bytes, text: bytes, controls: set[int]) 
     written plainly, it is read again with those references to a character above 0xFF."""
     if decoded.isascii():
         return decoded.encode("ascii")
-    data = _ABOVE_LATIN_1.sub("\xff", decoded).encode("latin-1")
+    data = _as_latin_1(decoded)
     plainly = _count_high(body)
     if _count_high(data) == plainly:
         return data  # no reference above 0x7F
     if not plainly:
         return data.translate(_HIGH_TO_FF)
     again = _expat_text(_HIGH_REFERENCE.sub(b"&#x%X;" % _ABOVE_FF, text), controls)
-    return None if again is None else _ABOVE_LATIN_1.sub("\xff", again).encode("latin-1")
+    return None if again is None else _as_latin_1(again)
+
+
+def _as_latin_1(text: str) -> bytes:
+    """`text` as bytes, a character above 0xFF as 0xFF (not ASCII, as the token decoder
+    reads an escape of one)."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _ABOVE_LATIN_1.sub("\xff", text).encode("latin-1")
 
 
 def _count_high(data: bytes) -> int:
@@ -951,10 +964,7 @@ def _escape_decode(body: bytes) -> bytes | None:
             text = codecs.unicode_escape_decode(body)[0]
     except UnicodeDecodeError:
         return None
-    try:
-        return text.encode("latin-1")
-    except UnicodeEncodeError:
-        return _ABOVE_LATIN_1.sub("\xff", text).encode("latin-1")
+    return _as_latin_1(text)
 
 
 @functools.cache

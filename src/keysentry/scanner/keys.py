@@ -21,6 +21,8 @@ MIN_HALF = 16
 MAX_HALF = 100
 # `sk-` + a named service account's slug of up to 42 characters + `-`.
 MAX_PREFIX = 3 + 42 + 1
+# The shortest key: `sk-`, two halves of MIN_HALF, the marker.
+MIN_KEY_LENGTH = 3 + 2 * MIN_HALF + len(MARKER)
 
 _SLUG = re.compile(rb"[a-z0-9](?:[a-z0-9-]{0,40}[a-z0-9])?\Z")
 # Other vendors use `sk-<word>-` prefixes too (Anthropic `sk-ant-api03-`, OpenRouter
