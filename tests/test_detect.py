@@ -173,6 +173,56 @@ def test_a_utf16_key_beside_single_bytes_follows_the_reading_that_holds_it_whole
     assert detect(b"\x01" + ("\u20acX" + key + " ").encode("utf-16-le")) == []
 
 
+@pytest.mark.parametrize("escape", ["\\n", "%3D", "\\x22", "\\u0022"])
+@pytest.mark.parametrize("before", [b"\xe9", b"\xe9\xe9"])
+def test_a_utf16_key_right_after_an_escape_that_starts_a_string_in_binary_data_is_found(
+    escape: str, before: bytes, rng: random.Random
+) -> None:
+    """Found by a differential run: a little-endian string in binary data that starts with
+    an escape and then a key (`\\nsk-…`). Read as big-endian one byte over, the escape's
+    lead is merged, so that reading sees the key glued to the escape's tail; the key was
+    left to it at an odd offset, and lost wherever both readings were searched."""
+    key = every_format(rng)[2].key
+    text = (escape + key + " ").encode("utf-16-le")
+    for around in (b"", b"\xfe\xfa" * 20_000):  # at the buffer's ends, and inside binary data
+        matches = detect(around + before + text + around)
+        assert [m.key for m in matches] == [key.encode()], (escape, before, len(around))
+        assert matches[0].encoding == (Codec.UTF16LE,)
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("pad", [0, 1, 2, 3])
+def test_a_utf16_key_among_text_of_the_other_parity_in_binary_data_is_located_exactly(
+    codec: str, pad: int, rng: random.Random
+) -> None:
+    """A reading of text in binary data reads the other parity's text as units it does not
+    read (0xFF); long runs of those are cut before it is searched, and a key is still
+    located at its own bytes."""
+    key = every_format(rng)[2].key
+    filler = (b"\xe9" + ("x" * 100).encode("utf-16-le")) * 60  # text at both parities
+    at = len(filler) + 1 + pad
+    data = filler + b"\xe9" * (1 + pad) + key.encode(codec) + b"\xe9" + filler
+    [match] = detect(data)
+    assert (match.start, match.end, match.key) == (at, at + 2 * len(key), key.encode())
+
+
+@pytest.mark.parametrize("before", [b"\xe9", b"\xe9\xe9"])
+@pytest.mark.parametrize("after", [b"a", b"\xe9", b"\x00\x00"])
+def test_an_escaped_key_in_a_little_endian_string_in_binary_data_is_found(
+    before: bytes, after: bytes, rng: random.Random
+) -> None:
+    """Where both byte orders of a string in binary data can hold keys of their own (a
+    letter after a little-endian string), the big-endian one is searched for plain keys
+    only: the little-endian one still reads the escapes."""
+    key = every_format(rng)[2].key
+    escaped = key.replace("-", "\\u002d").encode("utf-16-le")
+    for around in (b"", b"\xfe\xfa" * 20_000):
+        matches = detect(around + before + escaped + after + around)
+        assert [(m.key, m.encoding) for m in matches] == [
+            (key.encode(), (Codec.UTF16LE, Codec.ESCAPE))
+        ], (before, after, len(around))
+
+
 def test_random_bytes_around_markers_raise_no_finding(rng: random.Random) -> None:
     noise = bytes(rng.randrange(256) for _ in range(200_000))
     data = MARKER.join(noise[i : i + 1000] for i in range(0, len(noise), 1000))

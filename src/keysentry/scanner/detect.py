@@ -90,7 +90,7 @@ _REACH_UTF16 = 2 * _REACH_ESCAPED  # an escaped key in UTF-16 text
 # Each window looks this far past the hit that asked for it, so that a run of hits shares one.
 _LOOKAHEAD = 1 << 14
 # Merged windows are decoded in chunks of this size (overlapping by twice the reach).
-_CHUNK = 1 << 16
+_CHUNK = 1 << 18
 _EDGE_MARGIN = 16  # see _View.near_cut_edge
 
 _LONGEST = max(len(n.pattern) for n in NEEDLES)
@@ -893,25 +893,29 @@ class _Pass:
 
     def _search_views(self, views: list[_View]) -> None:
         """Searches the decoded views, many small ones in one pass: they are joined with a
-        NUL between them, which no key or encoded key runs across."""
-        batch: list[_View] = []
-        size = 0
+        NUL between them, which no key or encoded key runs across. Views searched for plain
+        keys only are joined apart."""
+        batches: dict[bool, list[_View]] = {True: [], False: []}
+        sizes = dict.fromkeys(batches, 0)
         for view in views:
             if not self.budget.take(view.cost):
                 break
-            batch.append(view)
-            size += len(view.decoded.data) + 1
-            if size >= _CHUNK:
-                self._search_batch(batch)
-                batch, size = [], 0
-        if batch:
-            self._search_batch(batch)
+            deeper = view.decoded.deeper
+            batches[deeper].append(view)
+            sizes[deeper] += len(view.decoded.data) + 1
+            if sizes[deeper] >= _CHUNK:
+                self._search_batch(batches[deeper], deeper)
+                batches[deeper], sizes[deeper] = [], 0
+        for deeper, batch in batches.items():
+            if batch:
+                self._search_batch(batch, deeper)
 
-    def _search_batch(self, batch: list[_View]) -> None:
+    def _search_batch(self, batch: list[_View], deeper: bool) -> None:
         joined = b"\0".join(v.decoded.data for v in batch)
         starts = list(itertools.accumulate((len(v.decoded.data) + 1 for v in batch), initial=0))
         escaped: dict[int, list[Match]] = {}  # by view: see _add_unescaped
-        for inner in _Pass(joined, self.depth + 1, self.budget, self.exact).run():
+        depth = self.depth + 1 if deeper else MAX_DEPTH  # at MAX_DEPTH, nothing is decoded
+        for inner in _Pass(joined, depth, self.budget, self.exact).run():
             index = bisect.bisect_right(starts, inner.start) - 1
             view, offset = batch[index], starts[index]
             local = inner._replace(start=inner.start - offset, end=inner.end - offset)
@@ -944,24 +948,23 @@ class _Pass:
 
     def _utf16_key_stands(self, codec: Codec, start: int, end: int) -> bool:
         """Whether a UTF-16 key read at [start, end) stands. ASCII text in UTF-16 reads the
-        same in either byte order one byte over, but at its ends (see utf16_views). Where the
-        NULs beside the key let the other reading hold it whole too, that reading sees the
-        same characters: a key read from odd offsets is then left to the even one (reported
-        once), and a key that reading sees glued to a key character where this one saw that
-        byte merged into a non-ASCII character is glued (between two characters that are not
-        key characters, README)."""
+        same in either byte order one byte over, but at its ends (see utf16_views): where
+        the NULs beside the key let the other reading hold it whole too, a key that reading
+        sees glued to a key character where this one saw that byte merged into a non-ASCII
+        character is glued (between two characters that are not key characters, README). A
+        key both readings find is reported once (see _add_outer)."""
         buf, size = self.data, len(self.data)
         if codec is Codec.UTF16LE:  # characters at start, start + 2, ...; NULs after them
             if start == 0 or buf[start - 1]:
                 return True  # read as BE one byte over, its first character is merged
             after = end  # read as BE, the byte after the key is a character
             glued = after < size and buf[after] in BASE64URL
-            return start % 2 == 0 and not (glued and (after + 1 >= size or buf[after + 1]))
+            return not (glued and (after + 1 >= size or buf[after + 1]))
         if end >= size or buf[end]:  # BE: NULs before its characters
             return True  # read as LE one byte over, its last character is merged
         before = start - 1  # read as LE, the byte before the key is a character
         glued = before >= 0 and buf[before] in BASE64URL
-        return start % 2 == 0 and not (glued and (before == 0 or buf[before - 1]))
+        return not (glued and (before == 0 or buf[before - 1]))
 
     def _add_outer(self, inner: Match, view: Decoded) -> None:
         codec, (start, end) = view.report(inner.start, inner.end)
@@ -973,12 +976,29 @@ class _Pass:
             return  # read across what a stretch reads as `/` (the `\` of `\/`): not its base64
         encoding = (codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
+        if codec in _UTF16 and not self._once_in_utf16(match):
+            return
         # One occurrence read two ways ends where the reading that took in more of its
         # encoding says (base64 with `\/` read as it is ends a key on the `\`, read with
         # `\/` decoded first after it), and is reported through the fewer layers.
         before = self.found.get((match.start, match.key))
         if before is None or (before.end, -len(before.encoding)) < (end, -len(encoding)):
             self.found[match.start, match.key] = match
+
+    def _once_in_utf16(self, match: Match) -> bool:
+        """Whether a UTF-16 key is to be kept: a key that both byte orders read, one byte
+        apart (LE from `start`, BE from `start - 1`), is reported by the reading from even
+        offsets, which is kept in place of the other. Each reading reports what it finds
+        (the other may not: an escape's lead before the key, `%3Dsk-…`, can be merged in it)."""
+        codec = match.encoding[0]
+        twin_at = match.start - 1 if codec is Codec.UTF16LE else match.start + 1
+        twin = self.found.get((twin_at, match.key))
+        if twin is None or twin.encoding[0] not in _UTF16 or twin.encoding[0] is codec:
+            return True
+        if match.start % 2:
+            return False
+        del self.found[twin_at, match.key]
+        return True
 
 
 class _View(NamedTuple):

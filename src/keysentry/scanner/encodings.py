@@ -64,20 +64,48 @@ class Decoded(NamedTuple):
     codec: Codec
     locate: Callable[[int, int], tuple[int, int]]  # decoded span -> span in the buffer
     # UTF-16 read one way where the other way was left out (see utf16_views): that reading,
-    # which reports a match whose characters it reads too, and where it reads this one's
-    # first character.
+    # which reports a match it would find too, and where it reads this one's first
+    # character.
     shared: tuple[Decoded, int] | None = None
+    # A reading with its long stretches of unread units cut short (see _squeezed): the
+    # reading whole, and where a position of this one is in it.
+    squeezed: tuple[Decoded, Callable[[int], int]] | None = None
+    # Whether encodings inside it are decoded too, or only plain keys looked for (see _one_of).
+    deeper: bool = True
 
     def report(self, start: int, end: int) -> tuple[Codec, tuple[int, int]]:
         """The codec a match at [start, end) reports, and its span in the buffer."""
+        if self.squeezed is not None:  # a match holds no unread unit: it is in one piece
+            whole, position = self.squeezed
+            return whole.report(position(start), position(end - 1) + 1)
         if self.shared is not None:
+            # Reported by the other reading where it reads the match as this one does, and
+            # what decides whether a key stands there (whether a key character is beside
+            # it; an escape before it, `%3Dsk-…`), so that it would find it too.
             other, shift = self.shared
+            at, to = start + shift, end + shift
             if (
-                start + shift >= 0
-                and other.data[start + shift : end + shift] == self.data[start:end]
+                at >= 0
+                and other.data[at:to] == self.data[start:end]
+                and _beside(other.data, at, to) == _beside(self.data, start, end)
             ):
-                return other.codec, other.locate(start + shift, end + shift)
+                return other.codec, other.locate(at, to)
         return self.codec, self.locate(start, end)
+
+
+# The characters before a key that decide whether it stands: an escape (`\\u0022`) and the
+# character before that; key characters and escape leads as they are, others all alike.
+_BESIDE = len(b"\\u0022") + 1
+_BESIDE_CLASSES = bytes(c if c in ALNUM or c in b"-_\\%" else ord(".") for c in range(256))
+
+
+def _beside(data: bytes, start: int, end: int) -> tuple[bytes, bytes]:
+    """What decides whether a key at [start, end) stands, as classes: the characters right
+    before it up to one that is neither a key character nor an escape's lead, and the
+    character after it."""
+    before = data[max(0, start - _BESIDE) : start].translate(_BESIDE_CLASSES)
+    cut = before.rfind(b".")
+    return before if cut < 0 else before[cut:], data[end : end + 1].translate(_BESIDE_CLASSES)
 
 
 def _case_variants(text: str) -> list[str]:
@@ -381,9 +409,9 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> list[Dec
     at its ends: at an odd offset, a little-endian string's first character is merged with
     the byte before it when read as BE from even offsets, and a big-endian string's last
     character with the byte after it when read as LE; each is whole only when read from odd
-    offsets (`detect` keeps from those readings only such keys). Of two such readings, one
-    is left out where a key could be whole in it only (see _one_of): the other reports the
-    keys both read."""
+    offsets (`detect` reports a key both readings find once). Of two such readings, one is
+    left out where a key could be whole in it only, or searched for plain keys only (see
+    _one_of). Readings from both parities have their long runs of 0xFF cut (_squeezed)."""
     # Units from `lo` pair each byte of one stride with the next byte of the other, units from
     # `lo + 1` the other way round: each stride is converted once and read by both.
     stretch = buf[lo:hi]
@@ -401,36 +429,51 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> list[Dec
         return [le_even, be_even]
     le_odd, be_odd = _utf16_readings(*odd, odd_start)
     if lo == 0 or hi >= len(buf):  # a key at an end of the buffer stands in either reading
-        return [le_even, be_even, le_odd, be_odd]
+        return [_squeezed(r) for r in (le_even, be_even, le_odd, be_odd)]
     # LE from even offsets and BE from odd ones read the bytes at even offsets, and the other
     # two the bytes at odd offsets: a character is the even reading's `shift` after.
     shift = (odd_start - start + 1) // 2
     a_even, a_odd = _one_of(le_even, be_odd, shift)
     b_even, b_odd = _one_of(be_even, le_odd, shift - 1)
-    return [r for r in (a_even, b_even, b_odd, a_odd) if r is not None]
+    # A reading searched for plain keys only costs about what cutting its runs would.
+    kept = [r for r in (a_even, b_even, b_odd, a_odd) if r is not None]
+    return [_squeezed(r) if r.deeper else r for r in kept]
 
 
 def _one_of(even: Decoded, odd: Decoded, shift: int) -> tuple[Decoded | None, Decoded | None]:
     """Two readings of one set of characters, the one from even offsets and the one from
     odd offsets, or only one of them where the other holds no key of its own. A run of
     text that both read starts with a character only LE reads and ends with one only BE
-    reads (the other reading merges it with a byte beside it); a key that both read whole
-    is reported by the even one (`detect`). Where no run of a reading starts (LE) or ends
-    (BE) with two characters that a key, in any encoding, can start or end with, that
-    reading finds no key the other does not: only the other is read, and a match in the odd
-    one whose characters the even one reads too is reported by the even one."""
+    reads (the other reading merges it with a byte beside it); a key that both find is
+    reported by the even one (`detect`). Where no run of a reading starts (LE) or ends (BE)
+    with two characters that a key, in any encoding, can start or end with, that reading
+    finds no key the other does not: only the other is read, and a match in the odd one
+    that the even one would find too is reported by the even one (`Decoded.report`)."""
     if not _may_hold_its_own(odd):
         return even, None
     if not _may_hold_its_own(even):
         return None, odd._replace(shared=(even, shift))
-    return even, odd
+    # Both can: the big-endian one is searched for plain keys only (what is claimed in binary
+    # data), so that the text both read is decoded through its escapes once, not twice, by the
+    # little-endian one (Windows writes UTF-16 LE).
+    if even.codec is Codec.UTF16BE:
+        return even._replace(deeper=False), odd
+    return even, odd._replace(deeper=False)
 
 
 def _may_hold_its_own(reading: Decoded) -> bool:
     """Whether a run of `reading` starts (LE) or ends (BE) with two characters a key can
     start or end with; a run is what the reading reads between units it does not (0xFF)."""
     classes = reading.data.translate(_RUN_ENDS)
-    return (b"Fkk" if reading.codec is Codec.UTF16LE else b"kkF") in classes
+    return _RUN_END_OF[reading.codec].search(classes) is not None
+
+
+# The regular expression module finds these in class strings full of `k` faster than
+# `bytes.find`, whose skips are short when the pattern's letters are everywhere.
+_RUN_END_OF = {
+    Codec.UTF16LE: re.compile(b"Fkk"),  # a run that starts with two of them
+    Codec.UTF16BE: re.compile(b"kkF"),  # a run that ends with two of them
+}
 
 
 # What a key's characters, or its base64, are written with, plainly or escaped (`%2D`,
@@ -442,6 +485,51 @@ _RUN_ENDS = bytes(
     ord("k") if b in _WRITTEN_IN or b in b"\r\n" else ord("F") if b == 0xFF else ord(".")
     for b in range(256)
 )
+
+
+# A reading of text inside binary data reads every unit of the other parity's text, and of
+# the binary data, as 0xFF: about half of it. Before the reading is searched, each run of
+# 0xFF as long as _CUT or longer is cut to _GAP and what was left over from the last whole
+# _CUT (its parity is kept), so that searching costs about what the text does. _GAP is as
+# long as the margin `detect` drops matches within at a cut end (its _EDGE_MARGIN): a match
+# is that close to an end of the reading cut short only if it is that close to the same end
+# of the reading whole.
+_GAP = b"\xff" * 16
+_CUT = 2 * _GAP  # runs shorter than this are left alone: cutting them saves little
+
+
+def _squeezed(reading: Decoded) -> Decoded:
+    """`reading` with its long runs of 0xFF cut short (no key or encoded key holds 0xFF:
+    what it reads as is unchanged)."""
+    pieces = reading.data.split(_CUT)
+    if len(pieces) == 1:
+        return reading
+    lead = _GAP if not pieces[0] else b""
+    trail = _GAP if not pieces[-1] else b""
+    data = lead + _GAP.join(filter(None, pieces)) + trail
+
+    @functools.cache
+    def starts() -> tuple[list[int], list[int]]:
+        """Where each piece starts in the reading cut short and in the reading whole."""
+        squeezed, whole = [], []
+        at, was = len(lead), 0
+        for piece in reading.data.split(_CUT):
+            if piece:
+                squeezed.append(at)
+                whole.append(was)
+                at += len(piece) + len(_GAP)
+            was += len(piece) + len(_CUT)
+        return squeezed, whole
+
+    def position(index: int) -> int:
+        squeezed, whole = starts()
+        piece = bisect.bisect_right(squeezed, index) - 1
+        return whole[piece] + index - squeezed[piece]
+
+    def locate(start: int, end: int) -> tuple[int, int]:
+        return reading.locate(position(start), position(end - 1) + 1)
+
+    return Decoded(data, reading.codec, locate, squeezed=(reading, position), deeper=reading.deeper)
 
 
 class _Stride(NamedTuple):
