@@ -556,6 +556,9 @@ class _Pass:
     # --- the search -----------------------------------------------------------------------
 
     def _search(self) -> None:
+        if not self.decoding:  # only plain hits are handled: their one needle, by bytes.find
+            self._search_markers(0)
+            return
         view = memoryview(self.data)
         dense_at = self._search_together(view, 0, SEARCH, NEEDLES, _LONGEST)
         if dense_at is None:
