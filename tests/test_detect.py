@@ -223,6 +223,27 @@ def test_an_escaped_key_in_a_little_endian_string_in_binary_data_is_found(
         ], (before, after, len(around))
 
 
+def test_an_escaped_key_in_a_big_endian_string_keeps_its_span_beside_other_strings(
+    rng: random.Random,
+) -> None:
+    """Found by an adversarial review: an escaped key in a big-endian string that ASCII
+    follows reads whole as little-endian one byte over too; where another string nearby
+    made the big-endian reading one searched for plain keys only, the key was reported as
+    little-endian, one byte off its span."""
+    key = every_format(rng)[2].key
+    text = ('x="' + key.replace("-", "\\u002d") + '" ok').encode("utf-16-be")
+    pad = b"\xe9" * 40_000
+    at = len(pad) + 2 * len('x="')
+    for other in (b"", b"\xe9" * 100 + b"\xe9\xe9\xe9" + "hello".encode("utf-16-le")):
+        [match] = detect(pad + text + other + pad)
+        end = at + len(text) - 2 * len('x="" ok')
+        assert (match.start, match.end, match.encoding) == (
+            at,
+            end,
+            (Codec.UTF16BE, Codec.ESCAPE),
+        ), len(other)
+
+
 def test_random_bytes_around_markers_raise_no_finding(rng: random.Random) -> None:
     noise = bytes(rng.randrange(256) for _ in range(200_000))
     data = MARKER.join(noise[i : i + 1000] for i in range(0, len(noise), 1000))

@@ -455,9 +455,10 @@ def _one_of(even: Decoded, odd: Decoded, shift: int) -> tuple[Decoded | None, De
         return None, odd._replace(shared=(even, shift))
     # Both can: the big-endian one is searched for plain keys only (what is claimed in binary
     # data), so that the text both read is decoded through its escapes once, not twice, by the
-    # little-endian one (Windows writes UTF-16 LE).
+    # little-endian one (Windows writes UTF-16 LE). Where that one is the odd one, a match in
+    # it that the even one reads alike is still reported by the even one.
     if even.codec is Codec.UTF16BE:
-        return even._replace(deeper=False), odd
+        return even._replace(deeper=False), odd._replace(shared=(even, shift))
     return even, odd._replace(deeper=False)
 
 
