@@ -667,6 +667,11 @@ _HTML_PIECES = st.one_of(
 )
 
 
+def by_tokens(window: bytes) -> bytes:
+    """How the token decoder, which every bulk decoder is held to, reads `window`."""
+    return encodings._unescape_by_tokens(window, 0, Codec.ESCAPE).data
+
+
 @examples(ci=500)
 @given(pieces=st.lists(_PERCENT_PIECES, max_size=30))
 def test_percent_escapes_read_in_bulk_are_read_as_the_token_decoder_reads_them(
@@ -682,7 +687,7 @@ def test_percent_escapes_read_in_bulk_are_read_as_the_token_decoder_reads_them(
         assert len(re.findall(rb"%[0-9A-Fa-f]{2}", window)) < window.count(b"%")
         assert any(pair in window for pair in (b"%%", b"%=", b"%\n", b"%\r"))
     else:
-        assert bulk == encodings._unescape_by_tokens(window, 0, Codec.ESCAPE).data
+        assert bulk == by_tokens(window)
 
 
 @examples(ci=500)
@@ -697,7 +702,7 @@ def test_backslash_and_percent_escapes_side_by_side_read_in_bulk_as_by_tokens(
     an escaped backslash before what would continue an escape, `\\\\u0041`, which the bulk
     reading reads as an escape; the corners where it declines are never generated)."""
     window = b"".join(pieces)
-    assert encodings._in_bulk(window) == encodings._unescape_by_tokens(window, 0, Codec.ESCAPE).data
+    assert encodings._in_bulk(window) == by_tokens(window)
 
 
 @examples(ci=500)
@@ -710,7 +715,7 @@ def test_html_references_read_in_bulk_are_read_as_the_token_decoder_reads_them(
     could read each other's output) and the token decoder reads the window."""
     window = b"".join(pieces)
     bulk = encodings._in_bulk(window)
-    assert bulk is None or bulk == encodings._unescape_by_tokens(window, 0, Codec.ESCAPE).data
+    assert bulk is None or bulk == by_tokens(window)
 
 
 @examples(ci=200)
@@ -726,7 +731,7 @@ def test_html_references_beside_any_text_are_read_in_bulk(pieces: list[bytes | i
     """Expat refuses only references to control characters: a window of other references
     among any bytes (markup, control characters, bytes above 0x7F) is read in bulk."""
     window = b"".join(pieces)  # type: ignore[arg-type]
-    assert encodings._in_bulk(window) == encodings._unescape_by_tokens(window, 0, Codec.ESCAPE).data
+    assert encodings._in_bulk(window) == by_tokens(window)
 
 
 # Bytes no key is written with, in any encoding: what UTF-16 strings in binary data sit among

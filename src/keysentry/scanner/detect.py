@@ -10,7 +10,7 @@ file of the same size times a small constant, so no work is done per hit beyond 
 comparisons:
 - every handler says up to where the hits of its kind need no more work (`coverage`): the
   hits inside a run already read, or a window already asked for, are skipped;
-- a key is a run of at least MIN_KEY_RUN key characters, and its encoded forms are runs too:
+- a key is a run of at least MIN_KEY_LENGTH key characters, and its encoded forms are runs too:
   the long runs are found once, left to right, and hits outside them are skipped in bulk;
 - windows are merged before they are decoded, so each byte is decoded once per view, and a
   window is decoded only if it holds the start of a key in its encoding (every key starts with
@@ -76,7 +76,6 @@ BUDGET_PER_BYTE = 64
 BUDGET_FLOOR = 1 << 20
 
 _INF = 1 << 62
-MIN_KEY_RUN = MIN_KEY_LENGTH  # a key is a run of at least this many key characters
 _KEY_REACH = MAX_PREFIX + 2 * MAX_HALF + len(MARKER)  # the longest key
 # How far before its marker a key's `sk-` is: at least `sk-` and a half, at most the longest
 # prefix and a half.
@@ -182,14 +181,14 @@ _BASE64_CHARS = _ALPHANUMERIC + b"+/_-"
 _SHAPE = bytes(
     ord("a") if c in _BASE64_CHARS else c if c in b"\r\n" else ord(" ") for c in range(256)
 )
-_KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_RUN)
-# N base64 characters carry 6N bits: the shortest key's 8 * MIN_KEY_RUN need this many.
-_BASE64_KEY_RUN = -(-8 * MIN_KEY_RUN // 6)
+_KEY_RUNS = _run_class(bytes(sorted(BASE64URL)), MIN_KEY_LENGTH)
+# N base64 characters carry 6N bits: the shortest key's 8 * MIN_KEY_LENGTH need this many.
+_BASE64_KEY_RUN = -(-8 * MIN_KEY_LENGTH // 6)
 _BASE64_RUNS = _run_class(_BASE64_CHARS, _BASE64_KEY_RUN)
 _WRAPPED_RUNS = _run_class(_BASE64_CHARS + b"\r\n", _BASE64_KEY_RUN)
 # What a key's base64 span can hold: its characters, padding, line breaks (wrapped).
 _IN_BASE64_SPANS = _BASE64_CHARS + b"=\r\n"
-_HEX_RUNS = _run_class(b"0123456789abcdefABCDEF", 2 * MIN_KEY_RUN)
+_HEX_RUNS = _run_class(b"0123456789abcdefABCDEF", 2 * MIN_KEY_LENGTH)
 
 
 class Match(NamedTuple):
@@ -664,7 +663,7 @@ class _Pass:
         """The key that ends where the long run ending at `end` ends, if there is one: only a
         marker near the run's end can be its, and it starts with `sk-`."""
         data = self.data
-        if data.find(b"sk-", max(0, end - _KEY_REACH - 8), end - MIN_KEY_RUN + 3) < 0:
+        if data.find(b"sk-", max(0, end - _KEY_REACH - 8), end - MIN_KEY_LENGTH + 3) < 0:
             return
         last = end - MIN_HALF
         marker = data.find(MARKER, max(0, end - MAX_HALF - len(MARKER)), last)
@@ -955,7 +954,7 @@ class _Pass:
         the NULs beside the key let the other reading hold it whole too, a key that reading
         sees glued to a key character where this one saw that byte merged into a non-ASCII
         character is glued (between two characters that are not key characters, README). A
-        key both readings find is reported once (see _add_outer)."""
+        key both readings find is reported once (see _preferred)."""
         buf, size = self.data, len(self.data)
         if codec is Codec.UTF16LE:  # characters at start, start + 2, ...; NULs after them
             if start == 0 or buf[start - 1]:
@@ -979,29 +978,21 @@ class _Pass:
             return  # read across what a stretch reads as `/` (the `\` of `\/`): not its base64
         encoding = (codec, *inner.encoding)
         match = Match(start, end, inner.key, inner.classified, encoding)
-        if codec in _UTF16 and not self._once_in_utf16(match):
-            return
-        # One occurrence read two ways ends where the reading that took in more of its
-        # encoding says (base64 with `\/` read as it is ends a key on the `\`, read with
-        # `\/` decoded first after it), and is reported through the fewer layers.
-        before = self.found.get((match.start, match.key))
-        if before is None or (before.end, -len(before.encoding)) < (end, -len(encoding)):
-            self.found[match.start, match.key] = match
+        # One occurrence, read two ways, is reported once (see _preferred). Both UTF-16
+        # byte orders read it one byte apart: LE from `start`, BE from `start - 1`.
+        at = start - 1 if codec is Codec.UTF16LE else start
+        before = self.found.get((at, match.key))
+        if before is None or _preferred(before) < _preferred(match):
+            self.found[at, match.key] = match
 
-    def _once_in_utf16(self, match: Match) -> bool:
-        """Whether a UTF-16 key is to be kept: a key that both byte orders read, one byte
-        apart (LE from `start`, BE from `start - 1`), is reported by the reading from even
-        offsets, which is kept in place of the other. Each reading reports what it finds
-        (the other may not: an escape's lead before the key, `%3Dsk-…`, can be merged in it)."""
-        codec = match.encoding[0]
-        twin_at = match.start - 1 if codec is Codec.UTF16LE else match.start + 1
-        twin = self.found.get((twin_at, match.key))
-        if twin is None or twin.encoding[0] not in _UTF16 or twin.encoding[0] is codec:
-            return True
-        if match.start % 2:
-            return False
-        del self.found[twin_at, match.key]
-        return True
+
+def _preferred(match: Match) -> tuple[bool, int, int]:
+    """How one occurrence read two ways is chosen: from even offsets, where both UTF-16 byte
+    orders find it (each reports what it finds; the other may not, as an escape's lead before
+    the key, `%3Dsk-…`, can be merged in it); then ending where the reading that took in more
+    of its encoding says (base64 with `\\/` read as it is ends a key on the `\\`, read with
+    `\\/` decoded first after it); then through the fewer layers."""
+    return match.start % 2 == 0, match.end, -len(match.encoding)
 
 
 class _View(NamedTuple):

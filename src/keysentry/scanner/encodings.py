@@ -514,7 +514,7 @@ def _squeezed(reading: Decoded) -> Decoded:
         """Where each piece starts in the reading cut short and in the reading whole."""
         squeezed, whole = [], []
         at, was = len(lead), 0
-        for piece in reading.data.split(_CUT):
+        for piece in pieces:
             if piece:
                 squeezed.append(at)
                 whole.append(was)
