@@ -1,6 +1,6 @@
 """Hostile input: files built to make a detector slow, timed against plain text of the same size.
 
-    python bench/bench_hostile.py [--size-mb 16] [--rounds 5] [--only NAME]
+    python bench/bench_hostile.py [--size-mb 16] [--rounds 5] [--samples 3] [--only NAME]
 
 Each file repeats what costs a detector work per occurrence: the marker and each of its
 encoded forms (every needle keysentry searches for), nested encodings, wrapped base64 whose
@@ -9,6 +9,12 @@ ways, round after round with the order rotated: keysentry's detector in this pro
 (`search(bytes)`, CPU seconds), the `keysentry scan` command, and betterleaks (OpenAI rule) on
 the same file. Prints a Markdown table of medians: detector throughput, and each command's wall
 time as a ratio to its own time on plain text of the same size.
+
+The detector is timed `--samples` times a round, and its throughput is given as the median of
+all those timings with their 10th and 90th percentiles. This machine's CPU runs at down to about
+half its speed in bursts that last from a fraction of a second to minutes: a fixed pure-Python
+loop, timed before each round's detector timings, says how far it moved during the run (the
+last line printed).
 """
 
 from __future__ import annotations
@@ -159,6 +165,15 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
     }
 
 
+def reference_seconds() -> float:
+    """CPU time of a fixed pure-Python loop: what the machine's speed was at that moment."""
+    started = time.process_time()
+    total = 0
+    for number in range(2_000_000):
+        total += number & 7
+    return time.process_time() - started
+
+
 def detector_seconds(data: bytes) -> float:
     started = time.process_time()
     detection = search(data)
@@ -170,18 +185,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size-mb", type=float, default=16)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=3, help="detector timings a round")
     parser.add_argument("--only", help="run only the cases whose name holds this")
     args = parser.parse_args()
     size = int(args.size_mb * 1e6)
     work = Path(tempfile.mkdtemp(prefix="keysentry-hostile-"))
     scan = keysentry()
-    print(f"Files of {args.size_mb:g} MB unless named; median of {args.rounds} rounds.\n")
+    print(
+        f"Files of {args.size_mb:g} MB unless named; medians of {args.rounds} rounds, "
+        f"{args.samples} detector timings a round (10th-90th percentiles in brackets).\n"
+    )
     print(
         "| file | detector MB/s (CPU) | keysentry scan (s) | betterleaks fs (s) | "
         "keysentry / plain | betterleaks / plain | keysentry / betterleaks |"
     )
     print("|---|---|---|---|---|---|---|")
     base: tuple[float, float] | None = None
+    reference: list[float] = []
     for name, build in cases(size).items():
         if args.only and args.only not in name and base is not None:
             continue
@@ -198,19 +218,30 @@ def main() -> None:
             order = ["detector", "keysentry", "betterleaks"]
             for tool in order[round_ % 3 :] + order[: round_ % 3]:
                 if tool == "detector":
-                    detector.append(detector_seconds(data))
+                    reference.append(reference_seconds())
+                    detector += [detector_seconds(data) for _ in range(args.samples)]
                 else:
                     time_once(commands[tool], runs[tool])
-        mb_s = len(data) / 1e6 / statistics.median(detector)
+        rates = sorted(len(data) / 1e6 / seconds for seconds in detector)
+        tenth = len(rates) // 10
+        mb_s = f"{statistics.median(rates):,.0f} [{rates[tenth]:,.0f}-{rates[-1 - tenth]:,.0f}]"
         ours, theirs = runs["keysentry"].median_wall, runs["betterleaks"].median_wall
         if base is None:
             base = (ours, theirs)
         print(
-            f"| {name} ({len(data) / 1e6:.1f} MB) | {mb_s:,.0f} | {ours:.3f} | {theirs:.3f} | "
+            f"| {name} ({len(data) / 1e6:.1f} MB) | {mb_s} | {ours:.3f} | {theirs:.3f} | "
             f"{ours / base[0]:.2f}x | {theirs / base[1]:.2f}x | {ours / theirs:.2f}x |",
             flush=True,
         )
         path.unlink()
+    reference.sort()
+    tenth = len(reference) // 10
+    print(
+        f"\nA fixed pure-Python loop (2 M additions), timed before each round's detector "
+        f"timings: median {statistics.median(reference) * 1000:.0f} ms "
+        f"[{reference[tenth] * 1000:.0f}-{reference[-1 - tenth] * 1000:.0f}], "
+        f"{reference[0] * 1000:.0f}-{reference[-1] * 1000:.0f} ms in all."
+    )
     print(f"\nkeysentry: {' '.join(scan)} scan -q FILE", file=sys.stderr)
 
 
