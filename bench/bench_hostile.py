@@ -165,6 +165,13 @@ def cases(size: int) -> dict[str, Callable[[], bytes]]:
     }
 
 
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """The median of `values`, and their 10th and 90th percentiles."""
+    ordered = sorted(values)
+    tenth = len(ordered) // 10
+    return statistics.median(ordered), ordered[tenth], ordered[-1 - tenth]
+
+
 def reference_seconds() -> float:
     """CPU time of a fixed pure-Python loop: what the machine's speed was at that moment."""
     started = time.process_time()
@@ -222,9 +229,8 @@ def main() -> None:
                     detector += [detector_seconds(data) for _ in range(args.samples)]
                 else:
                     time_once(commands[tool], runs[tool])
-        rates = sorted(len(data) / 1e6 / seconds for seconds in detector)
-        tenth = len(rates) // 10
-        mb_s = f"{statistics.median(rates):,.0f} [{rates[tenth]:,.0f}-{rates[-1 - tenth]:,.0f}]"
+        median, low, high = spread([len(data) / 1e6 / seconds for seconds in detector])
+        mb_s = f"{median:,.0f} [{low:,.0f}-{high:,.0f}]"
         ours, theirs = runs["keysentry"].median_wall, runs["betterleaks"].median_wall
         if base is None:
             base = (ours, theirs)
@@ -234,13 +240,11 @@ def main() -> None:
             flush=True,
         )
         path.unlink()
-    reference.sort()
-    tenth = len(reference) // 10
+    median, low, high = spread([seconds * 1000 for seconds in reference])
     print(
         f"\nA fixed pure-Python loop (2 M additions), timed before each round's detector "
-        f"timings: median {statistics.median(reference) * 1000:.0f} ms "
-        f"[{reference[tenth] * 1000:.0f}-{reference[-1 - tenth] * 1000:.0f}], "
-        f"{reference[0] * 1000:.0f}-{reference[-1] * 1000:.0f} ms in all."
+        f"timings: median {median:.0f} ms [{low:.0f}-{high:.0f}], "
+        f"{min(reference) * 1000:.0f}-{max(reference) * 1000:.0f} ms in all."
     )
     print(f"\nkeysentry: {' '.join(scan)} scan -q FILE", file=sys.stderr)
 
