@@ -630,7 +630,7 @@ class _Pass:
             at = data.find(MARKER, max(at + 1, coverage[Kind.PLAIN]))
 
     def _hit(self, kind: Kind, at: int, phase: int) -> None:
-        if at < self.coverage[kind] or (kind is not Kind.PLAIN and not self.decoding):
+        if at < self.coverage[kind]:  # a pass that decodes nothing lists plain hits only
             return
         self.coverage[kind] = max(at + 1, self.handlers[kind](at, phase))
 

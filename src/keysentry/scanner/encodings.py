@@ -429,15 +429,16 @@ def utf16_views(buf: bytes, lo: int, hi: int, odd_too: bool = False) -> list[Dec
         return [le_even, be_even]
     le_odd, be_odd = _utf16_readings(*odd, odd_start)
     if lo == 0 or hi >= len(buf):  # a key at an end of the buffer stands in either reading
-        return [_squeezed(r) for r in (le_even, be_even, le_odd, be_odd)]
-    # LE from even offsets and BE from odd ones read the bytes at even offsets, and the other
-    # two the bytes at odd offsets: a character is the even reading's `shift` after.
-    shift = (odd_start - start + 1) // 2
-    a_even, a_odd = _one_of(le_even, be_odd, shift)
-    b_even, b_odd = _one_of(be_even, le_odd, shift - 1)
+        kept: list[Decoded | None] = [le_even, be_even, le_odd, be_odd]
+    else:
+        # LE from even offsets and BE from odd ones read the bytes at even offsets, and the
+        # other two the bytes at odd offsets: a character is the even reading's `shift` after.
+        shift = (odd_start - start + 1) // 2
+        a_even, a_odd = _one_of(le_even, be_odd, shift)
+        b_even, b_odd = _one_of(be_even, le_odd, shift - 1)
+        kept = [a_even, b_even, b_odd, a_odd]
     # A reading searched for plain keys only costs about what cutting its runs would.
-    kept = [r for r in (a_even, b_even, b_odd, a_odd) if r is not None]
-    return [_squeezed(r) if r.deeper else r for r in kept]
+    return [_squeezed(r) if r.deeper else r for r in kept if r is not None]
 
 
 def _one_of(even: Decoded, odd: Decoded, shift: int) -> tuple[Decoded | None, Decoded | None]:
